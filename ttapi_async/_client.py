@@ -1,0 +1,427 @@
+"""AsyncTTAPI: configuration, the aiohttp session's lifecycle, and the one ``_send()``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import aiohttp
+import attrs
+
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    TTAPIError,
+)
+from ._files import MAX_DOWNLOAD_BYTES, atomic_writer, check_image
+from ._response import Redactor, decode_json, status_error
+from ._retry import RetryPolicy
+from ._version import __version__
+
+__all__ = ["DEFAULT_BASE_URL", "NOT_GIVEN", "AsyncTTAPI", "NotGiven", "RequestOptions"]
+
+logger = logging.getLogger("ttapi_async")
+
+DEFAULT_BASE_URL: Final = "https://api.ttapi.io"
+# Image generation takes minutes on the service's side; a short default would abandon
+# (and, for paid POSTs, possibly double-bill) work that was about to finish.
+DEFAULT_TIMEOUT: Final = 600.0
+DEFAULT_CONNECT_TIMEOUT: Final = 30.0
+DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_MAX_CONNECTIONS: Final = 100
+
+
+class NotGiven(enum.Enum):
+    """Sentinel type: an option the caller did not pass (``None`` means "no limit")."""
+
+    NOT_GIVEN = enum.auto()
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Final = NotGiven.NOT_GIVEN
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class RequestOptions:
+    """Per-call overrides of the client's settings."""
+
+    timeout: float | NotGiven | None = NOT_GIVEN
+    max_retries: int | NotGiven = NOT_GIVEN
+    retry_possibly_submitted: bool | NotGiven = NOT_GIVEN
+    extra_headers: Mapping[str, str] | None = None
+
+
+FormFactory = Callable[[], aiohttp.FormData]
+
+
+class AsyncTTAPI:
+    """Asynchronous client for TTAPI's OpenAI image models.
+
+    Use it as ``async with AsyncTTAPI() as client:`` or call ``await client.aclose()``.
+    The key comes from ``api_key`` or the ``TTAPI_API_KEY`` environment variable; it is
+    never shown in a repr, an error or a log line.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_policy: RetryPolicy | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        default_headers: Mapping[str, str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        validate: bool = True,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("TTAPI_API_KEY")
+        if not key:
+            raise TTAPIError(
+                "no API key: pass api_key=... or set the TTAPI_API_KEY environment variable"
+            )
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        self._api_key = key
+        self._redact = Redactor(key)
+        url = base_url or os.environ.get("TTAPI_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url: str = url.rstrip("/")
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        policy = retry_policy or RetryPolicy()
+        self.retry_policy: RetryPolicy = attrs.evolve(policy, max_retries=max_retries)
+        self.max_connections = max_connections
+        self.validate = validate
+        self._default_headers = dict(default_headers or {})
+        self._borrowed_session = session
+        self._session: aiohttp.ClientSession | None = session
+        self._state = _State.UNOPENED
+        self._close_callbacks: list[Callable[[], Awaitable[None]]] = []
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._base_headers = {
+            **self._default_headers,
+            "TT-API-KEY": key,
+            "Accept": "application/json",
+            "User-Agent": f"ttapi_async/{__version__}",
+        }
+        self._json_headers = {**self._base_headers, "Content-Type": "application/json"}
+
+        from .resources import Dalle3, Images
+
+        self.images = Images(self)
+        self.dalle3 = Dalle3(self)
+        self._attach_job_resources()
+
+    def _attach_job_resources(self) -> None:
+        """Attach the asynchronous-job resources (``gpt4o``, ``gpt``) when they are built."""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"AsyncTTAPI(base_url={self.base_url!r}, state={self._state.value})"
+
+    async def __aenter__(self) -> AsyncTTAPI:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this AsyncTTAPI client is closed; create a new one")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def _on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` (once) when the client closes, before its session goes."""
+        self._close_callbacks.append(callback)
+
+    async def aclose(self) -> None:
+        """Close the client: settle its watchers, then close the session it owns."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            await callback()
+        session, self._session = self._session, None
+        if session is not None and session is not self._borrowed_session:
+            await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this AsyncTTAPI client is closed; create a new one")
+        if self._session is None:
+            # Created here, inside the running loop, never at construction time: a client
+            # built at import time or in another loop must not own a session bound elsewhere.
+            asyncio.get_running_loop()
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections, limit_per_host=self.max_connections
+            )
+            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        self._state = _State.OPENED
+        return self._session
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def _client_timeout(self, options: RequestOptions | None) -> aiohttp.ClientTimeout:
+        total = self.timeout
+        if options is not None and not isinstance(options.timeout, NotGiven):
+            total = options.timeout
+        key = (total, self.connect_timeout)
+        cached = self._timeouts.get(key)
+        if cached is None:
+            # sock_connect, not connect: "connect" also counts the wait for a pooled
+            # connection, which a busy batch would turn into spurious timeouts.
+            cached = aiohttp.ClientTimeout(total=total, sock_connect=self.connect_timeout)
+            self._timeouts[key] = cached
+        return cached
+
+    def _retrying(self, *, idempotent: bool, options: RequestOptions | None) -> Any:
+        max_retries = None
+        possibly = None
+        if options is not None:
+            if not isinstance(options.max_retries, NotGiven):
+                max_retries = options.max_retries
+            if not isinstance(options.retry_possibly_submitted, NotGiven):
+                possibly = options.retry_possibly_submitted
+        return self.retry_policy.retrying(
+            idempotent=idempotent, max_retries=max_retries, retry_possibly_submitted=possibly
+        )
+
+    def _url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else self.base_url + path
+
+    def _headers(self, options: RequestOptions | None, *, json_body: bool) -> Mapping[str, str]:
+        base = self._json_headers if json_body else self._base_headers
+        if options is not None and options.extra_headers:
+            return {**base, **options.extra_headers}
+        return base
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        form: FormFactory | None = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool,
+        options: RequestOptions | None = None,
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        """Send one logical request (with its retries) and return (JSON, status, headers).
+
+        ``idempotent`` says whether repeating the request is harmless (polls) or could
+        create paid work twice (every submitting POST); see ``_retry.should_retry``.
+        """
+        data = json.dumps(json_body).encode() if json_body is not None else None
+        headers = self._headers(options, json_body=data is not None)
+        url = self._url(path)
+        timeout = self._client_timeout(options)
+        retrying = self._retrying(idempotent=idempotent, options=options)
+        async for attempt in retrying:
+            with attempt:
+                payload = data if form is None else form()
+                status, resp_headers, body = await self._attempt(
+                    method, url, headers=headers, data=payload, params=params, timeout=timeout
+                )
+        decoded = decode_json(body, status_code=status, redact=self._redact)
+        return decoded, status, resp_headers
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        data: Any,
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send once; return (status, headers, body) of a 2xx/3xx answer or raise typed."""
+        session = self._get_session()
+        started = time.perf_counter()
+        with self._translate(method, url):
+            async with session.request(
+                method, url, data=data, headers=headers, params=params, timeout=timeout
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+                resp_headers = resp.headers
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d (%d bytes, %.3fs)",
+                method,
+                _path_of(url),
+                status,
+                len(body),
+                time.perf_counter() - started,
+            )
+        if status >= 400:
+            raise status_error(status, dict(resp_headers), body, redact=self._redact)
+        return status, resp_headers, body
+
+    @contextlib.contextmanager
+    def _translate(self, method: str, url: str) -> Any:
+        """Map aiohttp's exceptions onto the error tree; cancellation passes untouched."""
+        path = _path_of(url)
+        try:
+            yield
+        except aiohttp.ConnectionTimeoutError as exc:
+            # Raised while connecting: nothing was sent, so any request may be retried.
+            raise APITimeoutError(
+                f"timed out connecting to {self.base_url}", method=method, url=path
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise APIConnectionError(
+                f"cannot connect to {exc.host}:{exc.port} ({type(exc.os_error).__name__})",
+                method=method,
+                url=path,
+            ) from exc
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise APITimeoutError(
+                f"{method} {path} timed out", possibly_submitted=True, method=method, url=path
+            ) from exc
+        except aiohttp.ClientResponseError as exc:
+            raise APIConnectionError(
+                f"{method} {path}: malformed HTTP answer ({exc.message})",
+                possibly_submitted=True,
+                method=method,
+                url=path,
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise APIConnectionError(
+                f"{method} {path}: connection lost ({type(exc).__name__})",
+                possibly_submitted=True,
+                method=method,
+                url=path,
+            ) from exc
+
+    @contextlib.asynccontextmanager
+    async def _stream(
+        self,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        form: FormFactory | None = None,
+        options: RequestOptions | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST and yield the open response of a server-sent event stream.
+
+        Retries cover only getting the stream's first answer; once events flow, a broken
+        stream raises (the generation it carried was paid for and cannot be replayed).
+        """
+        data = json.dumps(json_body).encode() if json_body is not None else None
+        headers = {**self._headers(options, json_body=data is not None)}
+        headers["Accept"] = "text/event-stream"
+        url = self._url(path)
+        timeout = self._client_timeout(options)
+        retrying = self._retrying(idempotent=False, options=options)
+        resp: aiohttp.ClientResponse | None = None
+        async for attempt in retrying:
+            with attempt:
+                resp = await self._open(url, headers, data if form is None else form(), timeout)
+        assert resp is not None
+        try:
+            with self._translate("POST", url):
+                yield resp
+        finally:
+            resp.release()
+
+    async def _open(
+        self, url: str, headers: Mapping[str, str], data: Any, timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        session = self._get_session()
+        with self._translate("POST", url):
+            resp = await session.post(url, data=data, headers=headers, timeout=timeout)
+            if resp.status >= 400:
+                try:
+                    body = await resp.read()
+                finally:
+                    resp.release()
+                raise status_error(resp.status, dict(resp.headers), body, redact=self._redact)
+        return resp
+
+    # --- downloads ---------------------------------------------------------------------------
+
+    async def _download(self, url: str) -> bytes:
+        """Download an image URL (no API key is sent: it may be a CDN's), capped and checked."""
+        chunks: list[bytes] = []
+
+        async def sink(chunk: bytes) -> None:
+            chunks.append(chunk)
+
+        async for attempt in self._retrying(idempotent=True, options=None):
+            with attempt:
+                chunks.clear()
+                await self._download_into(url, sink)
+        return b"".join(chunks)
+
+    async def _download_to(self, url: str, path: Path) -> Path:
+        """Stream an image URL into ``path`` atomically; memory stays flat."""
+        async for attempt in self._retrying(idempotent=True, options=None):
+            with attempt, atomic_writer(path) as fh:
+
+                async def sink(chunk: bytes) -> None:
+                    fh.write(chunk)
+
+                await self._download_into(url, sink)
+        return path
+
+    async def _download_into(self, url: str, sink: Callable[[bytes], Awaitable[None]]) -> None:
+        session = self._get_session()
+        timeout = self._client_timeout(None)
+        headers = {"User-Agent": self._base_headers["User-Agent"]}
+        with self._translate("GET", url):
+            async with session.get(url, headers=headers, timeout=timeout) as resp:
+                if resp.status >= 400:
+                    body = await resp.read()
+                    raise status_error(resp.status, dict(resp.headers), body, redact=self._redact)
+                if (resp.content_length or 0) > MAX_DOWNLOAD_BYTES:
+                    raise APIResponseValidationError(
+                        f"image at {_path_of(url)} is {resp.content_length} bytes, "
+                        f"over the {MAX_DOWNLOAD_BYTES} byte cap"
+                    )
+                received = 0
+                async for chunk in resp.content.iter_chunked(256 * 1024):
+                    if received == 0:
+                        check_image(chunk[:16], what=f"download of {_path_of(url)}")
+                    received += len(chunk)
+                    if received > MAX_DOWNLOAD_BYTES:
+                        raise APIResponseValidationError(
+                            f"image at {_path_of(url)} exceeds the {MAX_DOWNLOAD_BYTES} byte cap"
+                        )
+                    await sink(chunk)
+                if received == 0:
+                    raise APIResponseValidationError(f"image at {_path_of(url)} is empty")
+
+
+def _path_of(url: str) -> str:
+    # Logged and put in errors: drop the query string, which could carry tokens.
+    return url.split("?", 1)[0]

@@ -1,0 +1,218 @@
+"""Every error ttapi_async raises, under one root.
+
+::
+
+    TTAPIError
+     ├── APIConnectionError              the request did not get an HTTP answer
+     │    └── APITimeoutError            ... because a timeout expired
+     ├── APIStatusError                  the server answered with an error
+     │    ├── BadRequestError            400
+     │    ├── AuthenticationError        401
+     │    ├── InsufficientQuotaError     402
+     │    ├── PermissionDeniedError      403
+     │    ├── NotFoundError              404
+     │    ├── RateLimitError             429
+     │    ├── QueueFullError             499
+     │    └── InternalServerError        5xx
+     ├── APIResponseValidationError      an answer that does not parse as the contract says
+     ├── InvalidRequestError (ValueError)  rejected before anything was sent
+     ├── JobFailedError                  an asynchronous job ended FAILED
+     └── JobTimeoutError (TimeoutError)  a job did not finish before its deadline
+
+A business failure that TTAPI answers with HTTP 200 and ``"status": "FAILED"``
+becomes the ``APIStatusError`` subclass its message points at (``BadRequestError``
+when nothing more specific fits), with ``status_code`` 200.
+
+``APIConnectionError.possibly_submitted`` is True when the request may have reached
+the server: the caller may have been charged and must not blindly send it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "InsufficientQuotaError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "JobFailedError",
+    "JobTimeoutError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QueueFullError",
+    "RateLimitError",
+    "TTAPIError",
+    "status_error_class",
+]
+
+
+class TTAPIError(Exception):
+    """Root of every error raised by ttapi_async."""
+
+    message: str
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class APIConnectionError(TTAPIError):
+    """Raise when no HTTP answer arrived: refused, reset, DNS, TLS or a timeout."""
+
+    def __init__(
+        self,
+        message: str = "Connection error.",
+        *,
+        method: str = "",
+        url: str = "",
+        possibly_submitted: bool = False,
+    ) -> None:
+        if possibly_submitted:
+            message = (
+                f"{message} The request was sent and may have been processed (and billed); "
+                "check before sending it again."
+            )
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.possibly_submitted = possibly_submitted
+
+
+class APITimeoutError(APIConnectionError):
+    """Raise when a connect, read or total timeout expired."""
+
+    def __init__(
+        self,
+        message: str = "Request timed out.",
+        *,
+        method: str = "",
+        url: str = "",
+        possibly_submitted: bool = False,
+    ) -> None:
+        super().__init__(message, method=method, url=url, possibly_submitted=possibly_submitted)
+
+
+class APIStatusError(TTAPIError):
+    """Raise when the server answered with an error status or a FAILED envelope."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: object = None,
+        headers: Mapping[str, str] | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.headers: Mapping[str, str] = dict(headers or {})
+        self.param = param
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status_code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
+
+
+class BadRequestError(APIStatusError):
+    """Raise on 400: a missing or invalid parameter, or a banned prompt word."""
+
+
+class AuthenticationError(APIStatusError):
+    """Raise on 401: the key is missing or wrong, or the e-mail is not activated."""
+
+
+class InsufficientQuotaError(APIStatusError):
+    """Raise on 402: balance or quota insufficient."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """Raise on 403: the account is blocked."""
+
+
+class NotFoundError(APIStatusError):
+    """Raise on 404: wrong endpoint, or no such resource (an expired job or URL)."""
+
+
+class RateLimitError(APIStatusError):
+    """Raise on 429: the short-term request rate was exceeded."""
+
+
+class QueueFullError(APIStatusError):
+    """Raise on 499: too many jobs in progress for this product on this account."""
+
+
+class InternalServerError(APIStatusError):
+    """Raise on 5xx: a service or upstream failure."""
+
+
+class APIResponseValidationError(TTAPIError):
+    """Raise when an answer does not parse as the contract says."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, excerpt: str = "") -> None:
+        if excerpt:
+            message = f"{message} (body starts: {excerpt!r})"
+        super().__init__(message)
+        self.status_code = status_code
+        self.excerpt = excerpt
+
+
+class InvalidRequestError(TTAPIError, ValueError):
+    """Raise when a parameter breaks the contract; nothing has been sent."""
+
+    def __init__(self, message: str, *, param: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.value = value
+
+
+class JobFailedError(TTAPIError):
+    """Raise when an asynchronous job ended FAILED (or could no longer be watched)."""
+
+    def __init__(self, message: str, *, job_id: str, status: object = None) -> None:
+        super().__init__(f"job {job_id}: {message}")
+        self.job_id = job_id
+        #: the last ``JobStatus`` seen, when there was one
+        self.status = status
+
+
+class JobTimeoutError(TTAPIError, TimeoutError):
+    """Raise when a job did not finish before its deadline; it may still finish later."""
+
+    def __init__(self, message: str, *, job_id: str, status: object = None) -> None:
+        super().__init__(f"job {job_id}: {message}")
+        self.job_id = job_id
+        self.status = status
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: InsufficientQuotaError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+    499: QueueFullError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """Return the error class for an HTTP status code."""
+    if status_code >= 500:
+        return InternalServerError
+    return _BY_STATUS.get(status_code, APIStatusError)

@@ -1,0 +1,325 @@
+"""Wire objects (attrs) and the one cattrs converter that maps them to and from JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._errors import APIResponseValidationError
+from ._files import decode_b64_to_bytes, decode_b64_to_file
+
+__all__ = [
+    "ImageData",
+    "ImageStreamEvent",
+    "ImagesResponse",
+    "InputTokensDetails",
+    "JobData",
+    "JobResult",
+    "JobStatus",
+    "Usage",
+    "converter",
+    "excerpt",
+    "structure",
+]
+
+T = TypeVar("T")
+
+#: Statuses after which a job never changes again.
+TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED"})
+#: Statuses the contract names as "still running"; any other non-terminal one is treated alike.
+PENDING_STATUSES = frozenset({"PENDING_QUEUE", "ON_QUEUE"})
+
+FINISH_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class Downloader(Protocol):
+    """What a result needs from the client to fetch its image URL."""
+
+    async def _download(self, url: str) -> bytes: ...
+
+    async def _download_to(self, url: str, path: Path) -> Path: ...
+
+
+@attrs.frozen
+class InputTokensDetails:
+    image_tokens: int = 0
+    text_tokens: int = 0
+
+
+@attrs.frozen
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_tokens_details: InputTokensDetails | None = None
+
+
+class _Savable:
+    """Mixin: ``read()`` / ``save()`` for something that holds base64 or a URL."""
+
+    # Bound after parsing: responses come out of the converter, then learn which session may
+    # download their URLs. Not a constructor argument, so cattrs never sees it.
+    _downloader: Downloader | None
+
+    def _source(self) -> tuple[str | None, str | None]:
+        raise NotImplementedError
+
+    async def read(self) -> bytes:
+        """Return the image bytes: decode base64, or download the URL (they expire)."""
+        b64, url = self._source()
+        if b64 is not None:
+            return decode_b64_to_bytes(b64)
+        return await self._require_downloader()._download(self._require_url(url))
+
+    async def save(self, path: str | Path) -> Path:
+        """Write the image to ``path`` (atomically: a temporary file renamed into place)."""
+        b64, url = self._source()
+        target = Path(path)
+        if b64 is not None:
+            return decode_b64_to_file(b64, target)
+        return await self._require_downloader()._download_to(self._require_url(url), target)
+
+    def _require_url(self, url: str | None) -> str:
+        if not url:
+            raise APIResponseValidationError("this result carries neither b64_json nor a URL")
+        return url
+
+    def _require_downloader(self) -> Downloader:
+        if self._downloader is None:
+            raise RuntimeError(
+                "this result was not produced by a client, so it cannot download its URL"
+            )
+        return self._downloader
+
+
+@attrs.frozen
+class ImageData(_Savable):
+    """One generated image: ``b64_json`` (GPT Image models) or ``url`` (DALL-E, expires)."""
+
+    url: str | None = None
+    b64_json: str | None = attrs.field(default=None, repr=lambda v: _short_repr(v))
+    revised_prompt: str | None = None
+    _downloader: Downloader | None = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    def _source(self) -> tuple[str | None, str | None]:
+        return self.b64_json, self.url
+
+
+@attrs.frozen
+class ImagesResponse:
+    """Answer of ``/v1/images/generations`` and ``/v1/images/edits``."""
+
+    created: int
+    data: tuple[ImageData, ...] = ()
+    usage: Usage | None = None
+    background: str | None = None
+    output_format: str | None = None
+    quality: str | None = None
+    size: str | None = None
+
+
+@attrs.frozen
+class ImageStreamEvent:
+    """One server-sent event of a streamed generation or edit."""
+
+    type: str
+    b64_json: str | None = attrs.field(default=None, repr=lambda v: _short_repr(v))
+    partial_image_index: int | None = None
+    created_at: int | None = None
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    usage: Usage | None = None
+
+    @property
+    def completed(self) -> bool:
+        """Return True for the final event (``*.completed``)."""
+        return self.type.endswith(".completed")
+
+
+@attrs.frozen
+class JobData:
+    """The ``data`` object of a job fetch answer (camelCase on the wire)."""
+
+    prompt: str | None = None
+    refer_images: tuple[str, ...] = ()
+    image_url: str | None = None
+    quota: int = 0
+    finish_time: dt.datetime | None = None
+    hook_url: str | None = None
+
+
+@attrs.frozen
+class JobStatus:
+    """One fetch of an asynchronous job; also the body TTAPI posts to a ``hookUrl``."""
+
+    job_id: str
+    status: str
+    message: str | None = None
+    data: JobData | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Return True when the job will not change again (SUCCESS or FAILED)."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCESS"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "FAILED"
+
+
+@attrs.frozen
+class JobResult(_Savable):
+    """A job that ended SUCCESS: its image URL (expires after 60 minutes) and what it cost."""
+
+    job_id: str
+    image_url: str
+    quota: int = 0
+    finish_time: dt.datetime | None = None
+    prompt: str | None = None
+    refer_images: tuple[str, ...] = ()
+    status: JobStatus | None = attrs.field(default=None, eq=False, repr=False)
+    _downloader: Downloader | None = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    def _source(self) -> tuple[str | None, str | None]:
+        return None, self.image_url
+
+    @classmethod
+    def from_status(cls, status: JobStatus) -> JobResult:
+        """Build the result of a SUCCESS fetch; raise if it names no image."""
+        data = status.data or JobData()
+        if not data.image_url:
+            raise APIResponseValidationError(
+                f"job {status.job_id} is SUCCESS but its answer has no data.imageUrl"
+            )
+        return cls(
+            job_id=status.job_id,
+            image_url=data.image_url,
+            quota=data.quota,
+            finish_time=data.finish_time,
+            prompt=data.prompt,
+            refer_images=data.refer_images,
+            status=status,
+        )
+
+
+def bind(obj: T, downloader: Downloader) -> T:
+    """Attach the session that can download ``obj``'s URLs (and its images')."""
+    if isinstance(obj, ImagesResponse):
+        for item in obj.data:
+            object.__setattr__(item, "_downloader", downloader)
+    elif isinstance(obj, _Savable):
+        object.__setattr__(obj, "_downloader", downloader)
+    return obj
+
+
+def _short_repr(value: str | None) -> str:
+    # base64 bodies run to megabytes: a repr must stay readable in logs and tracebacks.
+    if value is None:
+        return "None"
+    if len(value) <= 32:
+        return repr(value)
+    return f"<{len(value)} chars of base64>"
+
+
+# --- the converter -----------------------------------------------------------------------------
+
+
+def _structure_quota(value: Any, _: Any) -> int:
+    # The vendor sends quota as a string holding an integer; tolerate a number, null or "".
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise ValueError(f"quota must be an integer, got {value!r}")
+    if isinstance(value, float):
+        return int(value)
+    return int(str(value).strip())
+
+
+def _structure_finish_time(value: Any, _: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    text = str(value)
+    try:
+        return dt.datetime.strptime(text, FINISH_TIME_FORMAT)
+    except ValueError:
+        return dt.datetime.fromisoformat(text)
+
+
+def _structure_str_tuple(value: Any, _: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _make_converter() -> cattrs.Converter:
+    # detailed_validation off: it makes structuring several times slower and the excerpt in
+    # APIResponseValidationError already shows what was wrong.
+    conv = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+    conv.register_structure_hook(
+        JobData,
+        make_dict_structure_fn(
+            JobData,
+            conv,
+            refer_images=override(rename="referImages", struct_hook=_structure_str_tuple),
+            image_url=override(rename="imageUrl"),
+            quota=override(struct_hook=_structure_quota),
+            finish_time=override(rename="finishTime", struct_hook=_structure_finish_time),
+            hook_url=override(rename="hookUrl"),
+        ),
+    )
+    job_status_fn = make_dict_structure_fn(JobStatus, conv, job_id=override(rename="jobId"))
+
+    def structure_job_status(value: Any, cls: Any) -> JobStatus:
+        # Two spellings are in the vendor's documents: jobId (older) and job_id (newer).
+        if isinstance(value, Mapping) and "jobId" not in value and "job_id" in value:
+            value = {**value, "jobId": value["job_id"]}
+        return job_status_fn(value, cls)
+
+    conv.register_structure_hook(JobStatus, structure_job_status)
+    return conv
+
+
+converter = _make_converter()
+
+
+def excerpt(body: object, limit: int = 200) -> str:
+    """Return the start of a body, short enough for an error message."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        text = bytes(body[: limit * 4]).decode("utf-8", "replace")
+    else:
+        text = str(body)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def structure(payload: object, cls: type[T], *, status_code: int | None = None) -> T:
+    """Build ``cls`` from decoded JSON; a shape that does not fit is a typed error."""
+    if not isinstance(payload, Mapping):
+        raise APIResponseValidationError(
+            f"expected a JSON object for {cls.__name__}, got {type(payload).__name__}",
+            status_code=status_code,
+            excerpt=excerpt(payload),
+        )
+    try:
+        return converter.structure(payload, cls)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise APIResponseValidationError(
+            f"answer does not fit {cls.__name__}: {type(exc).__name__}: {excerpt(exc, 120)}",
+            status_code=status_code,
+            excerpt=excerpt(payload),
+        ) from exc

@@ -1,0 +1,85 @@
+"""Server-sent events: split a byte stream into events, whatever its chunking."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+
+import attrs
+
+__all__ = ["ServerSentEvent", "iter_sse"]
+
+# Partial images arrive as one multi-megabyte ``data:`` line; the cap only stops a runaway.
+MAX_EVENT_BYTES = 128 * 1024 * 1024
+
+
+@attrs.frozen
+class ServerSentEvent:
+    event: str | None
+    data: str
+    id: str | None = None
+    retry: int | None = None
+
+
+class _Decoder:
+    """Accumulate the fields of one event; ``line()`` returns an event at a blank line."""
+
+    def __init__(self) -> None:
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._id: str | None = None
+        self._retry: int | None = None
+
+    def line(self, raw: str) -> ServerSentEvent | None:
+        if not raw:
+            return self._flush()
+        if raw.startswith(":"):
+            return None  # a comment, used as a keep-alive
+        name, _, value = raw.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id":
+            self._id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+        return None
+
+    def _flush(self) -> ServerSentEvent | None:
+        if not self._data and self._event is None:
+            return None
+        event = ServerSentEvent(self._event, "\n".join(self._data), self._id, self._retry)
+        self._event, self._data, self._retry = None, [], None
+        return event
+
+    def end(self) -> ServerSentEvent | None:
+        return self._flush()
+
+
+async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
+    """Yield the events of an SSE byte stream (CRLF, LF or CR line ends)."""
+    decoder = _Decoder()
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        if len(buffer) > MAX_EVENT_BYTES:
+            raise ValueError(f"server-sent event larger than {MAX_EVENT_BYTES} bytes")
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            line = bytes(buffer[start:end]).rstrip(b"\r").decode("utf-8")
+            start = end + 1
+            event = decoder.line(line)
+            if event is not None:
+                yield event
+        del buffer[:start]
+    if buffer:
+        event = decoder.line(bytes(buffer).rstrip(b"\r").decode("utf-8"))
+        if event is not None:
+            yield event
+    event = decoder.end()
+    if event is not None:
+        yield event

@@ -1,0 +1,131 @@
+"""Image inputs for edits: paths, bytes, file objects or tuples, read once and described."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Union
+
+import aiohttp
+import attrs
+
+from ._errors import InvalidRequestError
+from ._params import ImageFileInfo, sniff_image_format
+
+__all__ = ["ImageInput", "Upload", "build_form", "is_reference", "prepare_upload", "reference"]
+
+#: What ``images.edit`` accepts for one image: a path, raw bytes, a binary file object,
+#: ``(filename, bytes)`` or ``(filename, bytes, mime)``; or, for the JSON form, an
+#: ``http(s)://`` URL or ``{"image_url": ...}`` / ``{"file_id": ...}``.
+ImageInput = Union[
+    str,
+    "os.PathLike[str]",
+    bytes,
+    IO[bytes],
+    tuple[str, bytes],
+    tuple[str, bytes, str],
+    Mapping[str, str],
+]
+
+_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+@attrs.frozen
+class Upload:
+    """One file part of a multipart edit, held in memory so a retry can send it again."""
+
+    filename: str
+    data: bytes = attrs.field(repr=lambda v: f"<{len(v)} bytes>")
+    mime: str
+
+    @property
+    def info(self) -> ImageFileInfo:
+        return ImageFileInfo(filename=self.filename, head=self.data[:65536], size=len(self.data))
+
+
+def is_reference(value: object) -> bool:
+    """Return True for an image given by URL or file id (the JSON form of edits)."""
+    if isinstance(value, str):
+        return value.startswith(("http://", "https://", "data:"))
+    return isinstance(value, Mapping)
+
+
+def reference(value: object, *, param: str) -> dict[str, str]:
+    """Return the JSON form of a URL or ``{"image_url"|"file_id": ...}`` reference."""
+    if isinstance(value, str):
+        return {"image_url": value}
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    raise InvalidRequestError(
+        f"{param}: cannot mix files and URLs in one edit", param=param, value=type(value).__name__
+    )
+
+
+def prepare_upload(value: Any, *, param: str) -> Upload:
+    """Read one image input into an ``Upload``; raise ``InvalidRequestError`` if unusable."""
+    name: str | None = None
+    mime: str | None = None
+    if isinstance(value, tuple):
+        if len(value) not in (2, 3) or not isinstance(value[1], (bytes, bytearray)):
+            raise InvalidRequestError(
+                f"{param}: a tuple must be (filename, bytes) or (filename, bytes, mime)",
+                param=param,
+            )
+        name, data = str(value[0]), bytes(value[1])
+        if len(value) == 3:
+            mime = str(value[2])
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    elif isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InvalidRequestError(
+                f"{param}: cannot read {str(path)!r}: {exc.strerror}", param=param
+            ) from exc
+        name = path.name
+    elif hasattr(value, "read"):
+        data = value.read()
+        if not isinstance(data, bytes):
+            raise InvalidRequestError(
+                f"{param}: file objects must be opened in binary mode ('rb')", param=param
+            )
+        name = os.path.basename(str(getattr(value, "name", ""))) or None
+    else:
+        raise InvalidRequestError(
+            f"{param}: expected a path, bytes, a binary file or a (name, bytes) tuple, "
+            f"got {type(value).__name__}",
+            param=param,
+        )
+    fmt = sniff_image_format(data[:64])
+    if name is None:
+        name = f"image.{fmt or 'png'}"
+    if mime is None:
+        mime = _MIME.get(fmt or "", "application/octet-stream")
+    return Upload(filename=name, data=data, mime=mime)
+
+
+def _form_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_form(
+    fields: Mapping[str, Any], images: Sequence[Upload], mask: Upload | None
+) -> aiohttp.FormData:
+    """Build the multipart body as the OpenAI SDK sends it.
+
+    One image goes in a part named ``image``; several go in one ``image[]`` part each.
+    """
+    form = aiohttp.FormData()
+    for key, value in fields.items():
+        form.add_field(key, _form_value(value))
+    image_field = "image" if len(images) == 1 else "image[]"
+    for upload in images:
+        form.add_field(image_field, upload.data, filename=upload.filename, content_type=upload.mime)
+    if mask is not None:
+        form.add_field("mask", mask.data, filename=mask.filename, content_type=mask.mime)
+    return form

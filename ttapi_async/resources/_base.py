@@ -1,0 +1,49 @@
+"""What every resource shares: its client, per-call options, and the validation switch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._client import NOT_GIVEN, NotGiven, RequestOptions
+
+if TYPE_CHECKING:
+    from .._client import AsyncTTAPI
+
+__all__ = ["Resource", "compact"]
+
+
+def compact(**fields: Any) -> dict[str, Any]:
+    """Return the fields that were given (``None`` means "leave it to the server")."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+class Resource:
+    """Base of ``client.images``, ``client.dalle3``, ``client.gpt4o`` and ``client.gpt``."""
+
+    def __init__(self, client: AsyncTTAPI) -> None:
+        self._client = client
+
+    def _validating(self, validate: bool | None) -> bool:
+        return self._client.validate if validate is None else validate
+
+    @staticmethod
+    def _options(
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> RequestOptions | None:
+        if (
+            isinstance(timeout, NotGiven)
+            and isinstance(max_retries, NotGiven)
+            and isinstance(retry_possibly_submitted, NotGiven)
+            and not extra_headers
+        ):
+            return None  # the common case costs no allocation
+        return RequestOptions(
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_possibly_submitted=retry_possibly_submitted,
+            extra_headers=extra_headers,
+        )

@@ -1,0 +1,387 @@
+"""``client.images``: the OpenAI-compatible ``/v1/images/generations`` and ``/v1/images/edits``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .._client import NOT_GIVEN, NotGiven, RequestOptions
+from .._errors import APIResponseValidationError, APIStatusError, InvalidRequestError
+from .._models import ImagesResponse, ImageStreamEvent, bind, excerpt, structure
+from .._params import validate_edit, validate_edit_json, validate_generate
+from .._response import maybe_unwrap
+from .._sse import iter_sse
+from .._uploads import ImageInput, build_form, is_reference, prepare_upload, reference
+from ._base import Resource, compact
+
+if TYPE_CHECKING:
+    from .._client import AsyncTTAPI, FormFactory
+
+__all__ = ["ImageStream", "Images"]
+
+GENERATIONS = "/v1/images/generations"
+EDITS = "/v1/images/edits"
+
+
+class Images(Resource):
+    """OpenAI-compatible image generation and editing (synchronous on the service's side)."""
+
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        model: str | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        moderation: str | None = None,
+        output_compression: int | None = None,
+        output_format: str | None = None,
+        response_format: str | None = None,
+        style: str | None = None,
+        user: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        validate: bool | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ImagesResponse:
+        """Generate images from a prompt.
+
+        ``model`` left out lets the service choose (its older documents say dall-e-2).
+        Parameters are checked against the model's rules first (``validate=False`` skips
+        that, to reach a model or value the service added later); ``extra_body`` adds
+        fields as they are.
+        """
+        body = compact(
+            prompt=prompt,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            moderation=moderation,
+            output_compression=output_compression,
+            output_format=output_format,
+            response_format=response_format,
+            style=style,
+            user=user,
+        )
+        if self._validating(validate):
+            validate_generate(body)
+        if extra_body:
+            body.update(extra_body)
+        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        return await self._post_images(GENERATIONS, json_body=body, options=options)
+
+    def stream(
+        self,
+        *,
+        prompt: str,
+        model: str | None = None,
+        partial_images: int | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        moderation: str | None = None,
+        output_compression: int | None = None,
+        output_format: str | None = None,
+        user: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        validate: bool | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ImageStream:
+        """Generate with ``stream=true``: iterate partial images, then the completed one.
+
+        Use ``async with client.images.stream(...) as events: async for e in events`` when
+        you may stop early; a plain ``async for`` is fine when you read to the end.
+        Bad parameters raise here, before anything is sent.
+        """
+        body = compact(
+            prompt=prompt,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            moderation=moderation,
+            output_compression=output_compression,
+            output_format=output_format,
+            user=user,
+            stream=True,
+            partial_images=partial_images,
+        )
+        if self._validating(validate):
+            validate_generate(body)
+        if extra_body:
+            body.update(extra_body)
+        options = self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
+        return ImageStream(self._client, GENERATIONS, json_body=body, options=options)
+
+    async def edit(
+        self,
+        *,
+        prompt: str,
+        image: ImageInput | Sequence[ImageInput],
+        mask: ImageInput | None = None,
+        model: str | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        input_fidelity: str | None = None,
+        output_compression: int | None = None,
+        output_format: str | None = None,
+        response_format: str | None = None,
+        user: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        validate: bool | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ImagesResponse:
+        """Edit or extend one or more images.
+
+        ``image`` is one input or a list: paths, bytes, binary files or
+        ``(filename, bytes[, mime])`` tuples go as multipart, exactly as the OpenAI SDK
+        sends them; ``https://`` URLs or ``{"image_url"|"file_id": ...}`` go as the JSON
+        form. ``mask`` is a PNG whose transparent pixels mark where to edit.
+        """
+        fields = compact(
+            prompt=prompt,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            input_fidelity=input_fidelity,
+            output_compression=output_compression,
+            output_format=output_format,
+            response_format=response_format,
+            user=user,
+        )
+        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
+        return await self._post_images(EDITS, json_body=json_body, form=form, options=options)
+
+    def stream_edit(
+        self,
+        *,
+        prompt: str,
+        image: ImageInput | Sequence[ImageInput],
+        mask: ImageInput | None = None,
+        model: str | None = None,
+        partial_images: int | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        input_fidelity: str | None = None,
+        output_compression: int | None = None,
+        output_format: str | None = None,
+        user: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        validate: bool | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ImageStream:
+        """Edit with ``stream=true``; events as for ``stream`` (``image_edit.*`` types)."""
+        fields = compact(
+            prompt=prompt,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            input_fidelity=input_fidelity,
+            output_compression=output_compression,
+            output_format=output_format,
+            user=user,
+            stream=True,
+            partial_images=partial_images,
+        )
+        options = self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
+        json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
+        return ImageStream(self._client, EDITS, json_body=json_body, form=form, options=options)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _edit_body(
+        self,
+        fields: dict[str, Any],
+        image: ImageInput | Sequence[ImageInput],
+        mask: ImageInput | None,
+        validate: bool | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> tuple[dict[str, Any] | None, FormFactory | None]:
+        """Return the JSON body (URL references) or a multipart factory (files)."""
+        images = _as_list(image)
+        if not images:
+            raise InvalidRequestError("image: at least one image is required", param="image")
+        checking = self._validating(validate)
+        if all(is_reference(i) for i in images) and (mask is None or is_reference(mask)):
+            body = {**fields, "images": [reference(i, param="image") for i in images]}
+            if mask is not None:
+                body["mask"] = reference(mask, param="mask")
+            if checking:
+                validate_edit_json(body)
+            if extra_body:
+                body.update(extra_body)
+            return body, None
+        if any(is_reference(i) for i in images) or is_reference(mask):
+            raise InvalidRequestError(
+                "image: cannot mix files and URLs in one edit; send all files or all URLs",
+                param="image",
+            )
+        uploads = [prepare_upload(i, param="image") for i in images]
+        mask_upload = prepare_upload(mask, param="mask") if mask is not None else None
+        if checking:
+            validate_edit(
+                fields, [u.info for u in uploads], mask_upload.info if mask_upload else None
+            )
+        if extra_body:
+            fields.update(extra_body)
+        # A factory, not a FormData: aiohttp consumes a form when it sends it, so every retry
+        # must build its own.
+        return None, lambda: build_form(fields, uploads, mask_upload)
+
+    async def _post_images(
+        self,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None,
+        form: FormFactory | None = None,
+        options: RequestOptions | None,
+    ) -> ImagesResponse:
+        client = self._client
+        payload, status, headers = await client._send(
+            "POST", path, json_body=json_body, form=form, idempotent=False, options=options
+        )
+        payload = maybe_unwrap(payload, status_code=status, headers=headers, redact=client._redact)
+        return bind(structure(payload, ImagesResponse, status_code=status), client)
+
+
+def _as_list(image: ImageInput | Sequence[ImageInput]) -> list[Any]:
+    # str and bytes are sequences too, but each is one image.
+    if isinstance(image, (list, tuple)) and not _is_file_tuple(image):
+        return list(image)
+    return [image]
+
+
+def _is_file_tuple(value: Sequence[Any]) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) in (2, 3)
+        and isinstance(value[0], str)
+        and isinstance(value[1], (bytes, bytearray))
+    )
+
+
+class ImageStream:
+    """An async iterator of ``ImageStreamEvent`` that is also an async context manager."""
+
+    def __init__(
+        self,
+        client: AsyncTTAPI,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        form: FormFactory | None = None,
+        options: RequestOptions | None = None,
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._json_body = json_body
+        self._form = form
+        self._options = options
+        self._stack = contextlib.AsyncExitStack()
+        self._events: AsyncIterator[ImageStreamEvent] | None = None
+        self._finished = False
+
+    async def __aenter__(self) -> ImageStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> ImageStream:
+        return self
+
+    async def __anext__(self) -> ImageStreamEvent:
+        if self._finished:
+            raise StopAsyncIteration
+        try:
+            if self._events is None:
+                resp = await self._stack.enter_async_context(
+                    self._client._stream(
+                        self._path,
+                        json_body=self._json_body,
+                        form=self._form,
+                        options=self._options,
+                    )
+                )
+                self._events = self._parse(resp.content.iter_any())
+            return await self._events.__anext__()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        self._finished = True
+        events, self._events = self._events, None
+        if events is not None and hasattr(events, "aclose"):
+            await events.aclose()
+        await self._stack.aclose()
+
+    async def _parse(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[ImageStreamEvent]:
+        redact = self._client._redact
+        async for sse in iter_sse(chunks):
+            if sse.data.strip() == "[DONE]":
+                return
+            try:
+                payload = json.loads(sse.data)
+            except ValueError as exc:
+                raise APIResponseValidationError(
+                    "stream event is not valid JSON", excerpt=redact(excerpt(sse.data))
+                ) from exc
+            if not isinstance(payload, Mapping):
+                raise APIResponseValidationError(
+                    "stream event is not a JSON object", excerpt=redact(excerpt(sse.data))
+                )
+            kind = payload.get("type") or sse.event
+            if kind == "error" or "error" in payload:
+                raise _stream_error(payload, redact)
+            event = structure({**payload, "type": kind}, ImageStreamEvent)
+            yield event
+            if event.completed:
+                return
+
+
+def _stream_error(payload: Mapping[str, Any], redact: Any) -> APIStatusError:
+    error = payload.get("error")
+    details = error if isinstance(error, Mapping) else payload
+    message = str(details.get("message") or "the stream reported an error")
+    param = details.get("param")
+    return APIStatusError(
+        redact(message),
+        status_code=200,
+        body=redact.value(dict(payload)),
+        param=str(param) if param is not None else None,
+        code=str(details.get("code")) if details.get("code") is not None else None,
+    )
