@@ -528,9 +528,9 @@ def _resolve_model(
     default: str,
     endpoint: str,
 ) -> str:
-    choices = _listing(_in_order(allowed, order))
     if "model" not in given:
         if default not in allowed:
+            choices = _listing(_in_order(allowed, order))
             raise InvalidRequestError(
                 f"model is not given and its default {default!r} is not allowed for {endpoint}; "
                 f"allowed: {choices}",
@@ -540,6 +540,8 @@ def _resolve_model(
         return default
     model = given["model"]
     if not (isinstance(model, str) and model in allowed):
+        # Built only here: the list of choices costs more than the whole check that passes.
+        choices = _listing(_in_order(allowed, order))
         _fail("model", model, f"is not allowed for {endpoint}; allowed: {choices}")
     return model
 

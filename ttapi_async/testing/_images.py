@@ -184,11 +184,10 @@ def _encode_jpeg_solid(spec: ImageSpec) -> bytes:
     codes = {s: format(i, f"0{length}b") for i, s in enumerate(symbols)}
     counts = bytearray(16)
     counts[length - 1] = len(symbols)
-    dht = (
-        b"\x00" + bytes(counts) + bytes(symbols)  # DC table 0
-        # AC table 0: the single symbol 0x00 (end of block), code "0"
-        + b"\x10" + b"\x01" + bytes(15) + b"\x00"
-    )
+    dc_table = b"\x00" + bytes(counts) + bytes(symbols)
+    # AC table 0 holds one symbol, 0x00 (end of block), coded "0".
+    ac_table = b"\x10\x01" + bytes(15) + b"\x00"
+    dht = dc_table + ac_table
     eob = "0"
     first = "".join(codes[_jpeg_category(d)] + _jpeg_bits(d, _jpeg_category(d)) + eob for d in dcs)
     rest = (codes[0] + eob) * 3
@@ -324,6 +323,21 @@ class ImageCache:
         self._size = 0
         # Rendering runs in a worker thread for large images; the cache is shared.
         self._lock = threading.Lock()
+
+    def peek(self, spec: ImageSpec) -> bytes | None:
+        """Return the cached bytes of ``spec``, or None without rendering."""
+        with self._lock:
+            entry = self._entries.get(spec)
+            return None if entry is None else entry[0]
+
+    def peek_b64(self, spec: ImageSpec) -> str | None:
+        """Return the cached base64 of ``spec``, or None without rendering."""
+        with self._lock:
+            entry = self._entries.get(spec)
+            if entry is None or entry[1] is None:
+                return None
+            self._entries.move_to_end(spec)
+            return entry[1]
 
     def get(self, spec: ImageSpec) -> bytes:
         """Return the encoded bytes of ``spec``."""
