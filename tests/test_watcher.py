@@ -1,0 +1,489 @@
+"""JobWatcher's scheduling, with a manual clock and an in-process fetch function (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
+import tenacity
+
+from ttapi_async import (
+    APIConnectionError,
+    AuthenticationError,
+    InternalServerError,
+    JobFailedError,
+    JobResult,
+    JobStatus,
+    JobTimeoutError,
+    JobWatcher,
+    NotFoundError,
+    PollSchedule,
+    RateLimitError,
+)
+from ttapi_async._models import JobData
+from ttapi_async.testing import ManualClock
+
+FIXED = PollSchedule(
+    first_delay=1.0, wait=tenacity.wait_fixed(1.0), learn=False, deadline=60.0, jitter=0.0
+)
+
+
+class FakeService:
+    """Answer fetches from a table of job states; count them; optionally raise."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.ends: dict[str, float] = {}
+        self.failing: dict[str, str] = {}
+        self.raises: list[Exception] = []
+        self.calls: list[tuple[float, str]] = []
+        self.override: dict[str, str] = {}
+
+    def add(self, job_id: str, duration: float) -> None:
+        self.ends[job_id] = self.clock() + duration
+
+    async def fetch(self, job_id: str) -> JobStatus:
+        self.calls.append((self.clock(), job_id))
+        if self.raises:
+            raise self.raises.pop(0)
+        if job_id in self.override:
+            return JobStatus(job_id=job_id, status=self.override[job_id])
+        if self.clock() < self.ends[job_id]:
+            return JobStatus(job_id=job_id, status="ON_QUEUE")
+        if job_id in self.failing:
+            return JobStatus(job_id=job_id, status="FAILED", message=self.failing[job_id])
+        data = JobData(prompt="p", image_url=f"https://cdn.example/{job_id}.png", quota=2)
+        return JobStatus(job_id=job_id, status="SUCCESS", message="success", data=data)
+
+    def count(self, job_id: str) -> int:
+        return sum(1 for _, j in self.calls if j == job_id)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Return a manual clock starting at 0."""
+    return ManualClock()
+
+
+@pytest.fixture
+def service(clock: ManualClock) -> FakeService:
+    """Return an in-process service driven by the manual clock."""
+    return FakeService(clock)
+
+
+def make_watcher(
+    service: FakeService, clock: ManualClock, **kwargs: object
+) -> Callable[[], JobWatcher]:
+    def build() -> JobWatcher:
+        options: dict[str, object] = {"schedule": FIXED, "max_per_second": None}
+        options.update(kwargs)
+        return JobWatcher(fetch=service.fetch, clock=clock, **options)  # type: ignore[arg-type]
+
+    return build
+
+
+async def advance(watcher: JobWatcher, clock: ManualClock, seconds: float) -> None:
+    """Advance the clock in 0.5 s steps, letting the watcher poll at each."""
+    steps = round(seconds / 0.5)
+    for _ in range(steps):
+        clock.advance(0.5)
+        await watcher.idle()
+
+
+async def test_job_resolves_to_result(service: FakeService, clock: ManualClock) -> None:
+    """A job whose fetch turns SUCCESS resolves to a JobResult with its image URL."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 3.0)
+        job = watcher.watch("a")
+        await advance(watcher, clock, 3.0)
+        result = await job
+    assert isinstance(result, JobResult)
+    assert result.image_url == "https://cdn.example/a.png"
+    assert job.done() and job.status is not None and job.status.succeeded
+
+
+async def test_polls_follow_the_wait_strategy(service: FakeService, clock: ManualClock) -> None:
+    """Polls come at the first delay, then at the tenacity wait's intervals."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 3.2)
+        job = watcher.watch("a")
+        await advance(watcher, clock, 5.0)
+        await job
+    assert [t for t, _ in service.calls] == [1.0, 2.0, 3.0, 4.0]
+
+
+async def test_failed_job_raises_job_failed(service: FakeService, clock: ManualClock) -> None:
+    """A job that ends FAILED raises JobFailedError carrying its message and last status."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 1.0)
+        service.failing["a"] = "prompt refused"
+        job = watcher.watch("a")
+        await advance(watcher, clock, 1.0)
+        with pytest.raises(JobFailedError, match="prompt refused") as info:
+            await job
+    assert info.value.job_id == "a"
+    assert isinstance(info.value.status, JobStatus) and info.value.status.failed
+
+
+async def test_deadline_raises_job_timeout(service: FakeService, clock: ManualClock) -> None:
+    """A job still running at its deadline raises JobTimeoutError and is polled no more."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 1000.0)
+        job = watcher.watch("a", deadline=5.0)
+        await advance(watcher, clock, 8.0)
+        with pytest.raises(JobTimeoutError, match="deadline"):
+            await job
+        assert service.count("a") == 5
+        assert isinstance(job.exception(), TimeoutError)
+
+
+async def test_cancel_stops_polling(service: FakeService, clock: ManualClock) -> None:
+    """cancel() settles the job as cancelled and no fetch happens after it."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 10.0)
+        job = watcher.watch("a")
+        await advance(watcher, clock, 2.0)
+        assert job.cancel() is True
+        await advance(watcher, clock, 10.0)
+        assert service.count("a") == 2
+        assert job.cancelled() and job.cancel() is False
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        assert watcher.pending_ids() == []
+
+
+async def test_transient_failures_reschedule(service: FakeService, clock: ManualClock) -> None:
+    """Connection errors, 5xx and malformed answers re-schedule the poll, never fail the job."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 2.0)
+        service.raises = [
+            APIConnectionError("reset"),
+            InternalServerError("boom", status_code=502),
+            APIConnectionError("reset"),
+        ]
+        job = watcher.watch("a")
+        await advance(watcher, clock, 20.0)
+        result = await job
+    assert result.job_id == "a"
+    assert watcher.fetch_errors == 3
+
+
+async def test_retry_after_pauses_every_poll(service: FakeService, clock: ManualClock) -> None:
+    """A 429 with Retry-After holds back every job's poll until it has passed."""
+    async with make_watcher(service, clock)() as watcher:
+        for job_id in ("a", "b"):
+            service.add(job_id, 100.0)
+        service.raises = [RateLimitError("slow", status_code=429, headers={"Retry-After": "5"})]
+        watcher.watch("a")
+        watcher.watch("b", age=-0.5)  # due at 1.5 s, while the pause is on
+        await advance(watcher, clock, 6.0)
+        times_b = [t for t, j in service.calls if j == "b"]
+    assert times_b[0] >= 6.0
+
+
+async def test_auth_failure_fails_every_job(service: FakeService, clock: ManualClock) -> None:
+    """An AuthenticationError on one poll fails every pending job with that error at once."""
+    async with make_watcher(service, clock)() as watcher:
+        for job_id in ("a", "b", "c"):
+            service.add(job_id, 100.0)
+        jobs = [watcher.watch(j, age=None if j == "a" else 0.0) for j in ("a", "b", "c")]
+        service.raises = [AuthenticationError("bad key", status_code=401)]
+        await watcher.idle()
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+    assert all(isinstance(r, AuthenticationError) for r in results)
+    assert len(service.calls) == 1
+
+
+async def test_not_found_fails_only_that_job(service: FakeService, clock: ManualClock) -> None:
+    """A 404 on a poll fails that job with JobFailedError; other jobs go on."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 100.0)
+        service.add("b", 1.0)
+        job_a = watcher.watch("a", age=None)
+        service.raises = [NotFoundError("no such job", status_code=404)]
+        await watcher.idle()
+        job_b = watcher.watch("b")
+        await advance(watcher, clock, 1.0)
+        with pytest.raises(JobFailedError, match="no such job") as info:
+            await job_a
+        assert isinstance(info.value.__cause__, NotFoundError)
+        assert (await job_b).job_id == "b"
+
+
+async def test_unknown_status_stays_pending(
+    service: FakeService, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unknown status keeps the job pending and is logged once, however many polls."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 100.0)
+        service.override["a"] = "RENDERING"
+        with caplog.at_level(logging.WARNING, logger="ttapi_async"):
+            job = watcher.watch("a")
+            await advance(watcher, clock, 4.0)
+        assert not job.done() and service.count("a") == 4
+    assert sum("RENDERING" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_one_task_for_many_jobs(service: FakeService, clock: ManualClock) -> None:
+    """A thousand pending jobs are served by one scheduler task, not a task each."""
+    before = len(asyncio.all_tasks())
+    async with make_watcher(service, clock)() as watcher:
+        for i in range(1000):
+            service.add(str(i), 50.0)
+            watcher.watch(str(i))
+        await watcher.idle()
+        assert len(asyncio.all_tasks()) - before == 1
+        await advance(watcher, clock, 2.0)
+        assert len(service.calls) == 2000
+
+
+async def test_polls_due_within_a_millisecond_go_together(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """Jobs due within the coalescing window are fetched in the same dispatch."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 100.0)
+        service.add("b", 100.0)
+        watcher.watch("a")
+        watcher.watch("b", age=-0.0008)  # due 0.8 ms after "a"
+        clock.advance(1.0)
+        await watcher.idle()
+        assert [j for _, j in service.calls] == ["a", "b"]
+
+
+async def test_in_flight_cap(clock: ManualClock) -> None:
+    """No more than max_in_flight fetches run at once."""
+    gate = asyncio.Event()
+    running = 0
+    peak = 0
+
+    async def fetch(job_id: str) -> JobStatus:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        return JobStatus(job_id=job_id, status="ON_QUEUE")
+
+    async with JobWatcher(
+        fetch=fetch, clock=clock, schedule=FIXED, max_in_flight=3, max_per_second=None
+    ) as watcher:
+        for i in range(10):
+            watcher.watch(str(i))
+        clock.advance(1.0)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert peak == 3
+        gate.set()
+        await watcher.idle()
+    assert peak == 3
+
+
+async def test_rate_cap(service: FakeService, clock: ManualClock) -> None:
+    """Dispatches are capped at max_per_second of the watcher's clock."""
+    build = make_watcher(service, clock, max_per_second=5.0)
+    async with build() as watcher:
+        for i in range(12):
+            service.add(str(i), 100.0)
+            watcher.watch(str(i))
+        clock.advance(1.0)
+        await watcher.idle()
+        assert len(service.calls) == 5
+        clock.advance(1.0)
+        await watcher.idle()
+        assert len(service.calls) == 10
+
+
+async def test_learning_moves_first_poll(service: FakeService, clock: ManualClock) -> None:
+    """Once jobs of a kind have finished, a new job's first poll comes near their durations."""
+    schedule = PollSchedule(min_samples=5, min_first_delay=0.5, min_interval=0.5, jitter=0.0)
+    async with make_watcher(service, clock, schedule=schedule)() as watcher:
+        for seconds in (30.0, 31.0, 32.0, 33.0, 34.0):
+            watcher.record_duration("k", seconds)
+        service.add("a", 100.0)
+        watcher.watch("a", key="k")
+        await advance(watcher, clock, 26.5)
+        assert service.calls == []
+        await advance(watcher, clock, 1.0)
+        assert [t for t, _ in service.calls] == [27.0]
+        assert watcher.durations("k") == [30.0, 31.0, 32.0, 33.0, 34.0]
+
+
+async def test_finished_jobs_teach_the_schedule(service: FakeService, clock: ManualClock) -> None:
+    """A successful job's duration is recorded for its kind, estimated between two polls."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 2.5)
+        job = watcher.watch("a", key="k")
+        await advance(watcher, clock, 3.0)
+        await job
+        assert watcher.durations("k") == [2.5]
+
+
+async def test_updates_and_callbacks(service: FakeService, clock: ManualClock) -> None:
+    """updates() and on_update callbacks (plain and async) see each status change once."""
+    seen_plain: list[str] = []
+    seen_async: list[str] = []
+
+    async def record(status: JobStatus) -> None:
+        seen_async.append(status.status)
+
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 3.0)
+        job = watcher.watch("a")
+        job.on_update(lambda s: seen_plain.append(s.status))
+        job.on_update(record)
+
+        async def collect() -> list[str]:
+            return [s.status async for s in job.updates()]
+
+        collector = asyncio.ensure_future(collect())
+        await asyncio.sleep(0)
+        await advance(watcher, clock, 3.0)
+        seen_iter = await collector
+    assert seen_plain == seen_async == seen_iter == ["ON_QUEUE", "SUCCESS"]
+
+
+async def test_failing_callback_is_contained(
+    service: FakeService, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback that raises is logged and the job still resolves."""
+
+    def boom(status: JobStatus) -> None:
+        raise RuntimeError("callback bug")
+
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 1.0)
+        job = watcher.watch("a")
+        job.on_update(boom)
+        with caplog.at_level(logging.ERROR, logger="ttapi_async"):
+            await advance(watcher, clock, 1.0)
+        assert (await job).job_id == "a"
+    assert any("callback" in r.getMessage() for r in caplog.records)
+
+
+async def test_wait_timeout_keeps_watching(service: FakeService, clock: ManualClock) -> None:
+    """wait(timeout) raises JobTimeoutError but the job stays pending and resolves later."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 2.0)
+        job = watcher.watch("a")
+        with pytest.raises(JobTimeoutError, match="still being watched"):
+            await job.wait(timeout=0)
+        assert not job.done()
+        await advance(watcher, clock, 2.0)
+        assert (await job.wait(timeout=0)).job_id == "a"
+
+
+async def test_cancelling_a_waiter_leaves_the_job(service: FakeService, clock: ManualClock) -> None:
+    """Cancelling the task that awaits a job does not cancel the job."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 2.0)
+        job = watcher.watch("a")
+        waiter = asyncio.ensure_future(job.wait())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await advance(watcher, clock, 2.0)
+        assert (await job).job_id == "a"
+
+
+async def test_close_settles_pending_jobs(service: FakeService, clock: ManualClock) -> None:
+    """aclose() fails pending jobs with a resume hint and leaves no task behind."""
+    before = asyncio.all_tasks()
+    watcher = make_watcher(service, clock)()
+    service.add("a", 100.0)
+    job = watcher.watch("a")
+    await advance(watcher, clock, 1.0)
+    assert watcher.pending_ids() == ["a"]
+    await watcher.aclose()
+    with pytest.raises(JobFailedError, match=r"closed while the job was pending.*resume"):
+        await job
+    assert asyncio.all_tasks() == before
+    with pytest.raises(RuntimeError, match="closed"):
+        watcher.watch("b")
+
+
+async def test_same_id_same_job(service: FakeService, clock: ManualClock) -> None:
+    """Watching an id that is already pending returns the same Job."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 100.0)
+        assert watcher.watch("a") is watcher.watch("a")
+        assert len(watcher) == 1
+
+
+async def test_poke_fetches_now(service: FakeService, clock: ManualClock) -> None:
+    """poke() fetches a pending job at once, ahead of its schedule; unknown ids are refused."""
+    schedule = PollSchedule(first_delay=50.0, learn=False)
+    async with make_watcher(service, clock, schedule=schedule)() as watcher:
+        service.add("a", 2.0)
+        job = watcher.watch("a")
+        clock.advance(2.0)
+        assert watcher.poke("a") is True
+        await watcher.idle()
+        assert (await job).job_id == "a"
+        assert watcher.poke("zzz") is False
+        assert service.count("a") == 1
+
+
+async def test_resumed_job_is_fetched_at_once(service: FakeService, clock: ManualClock) -> None:
+    """A job of unknown age is fetched immediately, and its duration teaches nothing."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 0.0)
+        job = watcher.watch("a", key="k", age=None)
+        await watcher.idle()
+        assert (await job).job_id == "a"
+        assert watcher.durations("k") == []
+
+
+async def test_injected_sleep_is_used(service: FakeService) -> None:
+    """With an injected sleep, the scheduler waits with it for the next due time."""
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    service.clock = lambda: now[0]  # type: ignore[assignment]
+    async with JobWatcher(
+        fetch=service.fetch, clock=lambda: now[0], sleep=sleep, schedule=FIXED
+    ) as watcher:
+        service.ends["a"] = 2.5
+        result = await watcher.watch("a")
+    assert result.job_id == "a"
+    assert slept == [1.0, 1.0, 1.0]
+
+
+async def test_result_before_done_is_invalid(service: FakeService, clock: ManualClock) -> None:
+    """result() on a pending job raises InvalidStateError instead of blocking."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 100.0)
+        job = watcher.watch("a")
+        with pytest.raises(asyncio.InvalidStateError):
+            job.result()
+        assert "pending" in repr(job)
+
+
+async def test_pending_ids_by_kind(service: FakeService, clock: ManualClock) -> None:
+    """pending_ids(key) lists a family's jobs, models included, and not a longer family's."""
+    async with make_watcher(service, clock)() as watcher:
+        for job_id, key in (("a", "gpt:gpt-image-2"), ("b", "gpt"), ("c", "gpt4o")):
+            service.add(job_id, 100.0)
+            watcher.watch(job_id, key=key)
+        assert watcher.pending_ids("gpt") == ["a", "b"]
+        assert watcher.pending_ids("gpt4o") == ["c"]
+        assert watcher.pending_ids() == ["a", "b", "c"]
+
+
+async def test_known_age_shifts_the_first_poll(service: FakeService, clock: ManualClock) -> None:
+    """A job resumed with its age is first polled when its schedule says, not at once."""
+    schedule = PollSchedule(first_delay=10.0, wait=tenacity.wait_fixed(1.0), learn=False, jitter=0)
+    async with make_watcher(service, clock, schedule=schedule)() as watcher:
+        service.add("a", 100.0)
+        watcher.watch("a", age=6.0)
+        await advance(watcher, clock, 3.5)
+        assert service.calls == []
+        await advance(watcher, clock, 0.5)
+        assert [t for t, _ in service.calls] == [4.0]

@@ -1,0 +1,356 @@
+"""``client.gpt4o`` and ``client.gpt``: asynchronous image jobs, one machinery for both.
+
+A family is described by a ``JobFamily`` (its paths, its validator, which fields it
+takes); ``JobResource`` does the rest: submit, fetch, resume, generate. A third family
+is a ``JobFamily`` and a subclass whose ``submit`` names its fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from .._client import NOT_GIVEN, NotGiven, RequestOptions
+from .._errors import APIResponseValidationError, InvalidRequestError
+from .._job import Job
+from .._models import JobResult, JobStatus, bind, converter, excerpt, structure
+from .._params import validate_4o_job, validate_gpt_job
+from .._response import envelope_failure, unwrap_envelope
+from ._base import Resource, compact
+
+if TYPE_CHECKING:
+    from .._client import AsyncTTAPI
+
+__all__ = ["GPT", "GPT4O_FAMILY", "GPT_FAMILY", "GPT4o", "JobFamily", "JobResource"]
+
+
+@attrs.frozen
+class JobFamily:
+    """What differs between two asynchronous job families: names, paths, rules."""
+
+    #: the client attribute (``gpt4o``), used in messages and as the learning key
+    name: str
+    submit_path: str
+    fetch_path: str
+    #: checks a submit body keyed by wire names; raises InvalidRequestError
+    validate: Callable[[Mapping[str, Any]], None]
+    #: the model the service uses when none is given (None: the family has no models)
+    default_model: str | None = None
+
+
+GPT4O_FAMILY = JobFamily(
+    "gpt4o", "/openai/4o-image/generations", "/openai/4o-image/fetch", validate_4o_job
+)
+GPT_FAMILY = JobFamily(
+    "gpt", "/openai/gpt/generations", "/openai/gpt/fetch", validate_gpt_job, "gpt-image-2"
+)
+
+
+@attrs.frozen
+class _Submitted:
+    """``data`` of a SUCCESS submit: the new job's id (``jobId`` or ``job_id``)."""
+
+    job_id: str
+
+
+_submitted_fn = make_dict_structure_fn(_Submitted, converter, job_id=override(rename="jobId"))
+
+
+def _structure_submitted(value: Any, cls: Any) -> _Submitted:
+    if isinstance(value, Mapping) and "jobId" not in value and "job_id" in value:
+        value = {**value, "jobId": value["job_id"]}
+    return _submitted_fn(value, cls)
+
+
+converter.register_structure_hook(_Submitted, _structure_submitted)
+
+# Polls made by the watcher are not retried inside the request: the watcher reschedules
+# them itself, without holding a fetch slot through a backoff sleep.
+_POLL_OPTIONS = RequestOptions(max_retries=0)
+
+
+class JobResource(Resource):
+    """Submit, fetch, resume and wait for the jobs of one family."""
+
+    family: ClassVar[JobFamily]
+
+    def __init__(self, client: AsyncTTAPI) -> None:
+        super().__init__(client)
+        self._poll_fn = self._poll
+
+    # --- one request each ------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        job_id: str,
+        *,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> JobStatus:
+        """Fetch a job's status once (no waiting); polls are retried freely.
+
+        A job that ended FAILED is a ``JobStatus`` whose ``status`` is ``"FAILED"``, not
+        an error; a request the service refused (a bad key answered with a FAILED
+        envelope and no job) raises.
+        """
+        return await self._fetch(
+            job_id, self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
+        )
+
+    async def _poll(self, job_id: str) -> JobStatus:
+        return await self._fetch(job_id, _POLL_OPTIONS)
+
+    async def _fetch(self, job_id: str, options: RequestOptions | None) -> JobStatus:
+        if not job_id:
+            raise InvalidRequestError("job_id: must not be empty", param="jobId", value=job_id)
+        client = self._client
+        payload, status, headers = await client._send(
+            "POST",
+            self.family.fetch_path,
+            json_body={"jobId": job_id},
+            idempotent=True,
+            options=options,
+        )
+        if not isinstance(payload, Mapping) or "status" not in payload:
+            raise APIResponseValidationError(
+                "expected a job status ({status, jobId, data})",
+                status_code=status,
+                excerpt=client._redact(excerpt(payload)),
+            )
+        names_job = "jobId" in payload or "job_id" in payload
+        if not names_job:
+            if payload["status"] == "FAILED" and not payload.get("data"):
+                # No job in it: the request itself was refused (a bad key answered as 200).
+                raise envelope_failure(
+                    payload, status_code=status, headers=headers, redact=client._redact
+                )
+            payload = {**payload, "jobId": job_id}
+        return structure(payload, JobStatus, status_code=status)
+
+    async def _submit(
+        self,
+        body: dict[str, Any],
+        *,
+        hook: bool,
+        validate: bool | None,
+        extra_body: Mapping[str, Any] | None,
+        options: RequestOptions | None,
+        deadline: float | None,
+    ) -> Job:
+        if hook:
+            if "hookUrl" in body:
+                raise InvalidRequestError(
+                    "hook=True and hook_url are exclusive: pass one", param="hookUrl"
+                )
+            body["hookUrl"] = self._client.watcher.hook_url()
+        if self._validating(validate):
+            self.family.validate(body)
+        if extra_body:
+            body.update(extra_body)
+        client = self._client
+        payload, status, headers = await client._send(
+            "POST", self.family.submit_path, json_body=body, idempotent=False, options=options
+        )
+        data = unwrap_envelope(payload, status_code=status, headers=headers, redact=client._redact)
+        submitted = structure(data, _Submitted, status_code=status)
+        return self._watch(submitted.job_id, self._key(body.get("model")), 0.0, deadline)
+
+    def resume(
+        self,
+        job_id: str,
+        *,
+        age: float | None = None,
+        model: str | None = None,
+        deadline: float | None = None,
+    ) -> Job:
+        """Watch a job submitted earlier (by this process or another); sends nothing now.
+
+        ``age`` is how many seconds ago it was submitted, if known; the first fetch then
+        comes when jobs like it usually finish, else at once. ``deadline`` (seconds from
+        now) overrides the watcher's.
+        """
+        if not job_id:
+            raise InvalidRequestError("job_id: must not be empty", param="jobId", value=job_id)
+        return self._watch(job_id, self._key(model), age, deadline)
+
+    def _key(self, model: object) -> str:
+        family = self.family
+        if family.default_model is None:
+            return family.name
+        return f"{family.name}:{model or family.default_model}"
+
+    def _watch(self, job_id: str, key: str, age: float | None, deadline: float | None) -> Job:
+        return self._client.watcher.watch(
+            job_id,
+            key=key,
+            fetch=self._poll_fn,
+            age=age,
+            deadline=deadline,
+            make_result=self._result,
+            resume_hint=f"client.{self.family.name}.resume",
+        )
+
+    def _result(self, status: JobStatus) -> JobResult:
+        return bind(JobResult.from_status(status), self._client)
+
+
+class GPT4o(JobResource):
+    """GPT-4o image jobs (``/openai/4o-image/*``); the vendor says stability may vary."""
+
+    family = GPT4O_FAMILY
+
+    async def submit(
+        self,
+        *,
+        prompt: str,
+        refer_images: Sequence[str] | None = None,
+        hook_url: str | None = None,
+        hook: bool = False,
+        extra_body: Mapping[str, Any] | None = None,
+        validate: bool | None = None,
+        deadline: float | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Job:
+        """Submit a job (a paid request, never resent blindly) and return its ``Job``.
+
+        ``hook=True`` asks TTAPI to call the client's ``WebhookReceiver`` when the job
+        ends (the watcher then fetches it at once); ``hook_url`` names any URL instead.
+        ``deadline`` (seconds) overrides how long the watcher waits for it.
+        """
+        body = compact(
+            prompt=prompt,
+            referImages=list(refer_images) if refer_images is not None else None,
+            hookUrl=hook_url,
+        )
+        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        return await self._submit(
+            body,
+            hook=hook,
+            validate=validate,
+            extra_body=extra_body,
+            options=options,
+            deadline=deadline,
+        )
+
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        refer_images: Sequence[str] | None = None,
+        hook_url: str | None = None,
+        hook: bool = False,
+        extra_body: Mapping[str, Any] | None = None,
+        validate: bool | None = None,
+        deadline: float | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> JobResult:
+        """Submit a job and wait for its result (``JobFailedError``, ``JobTimeoutError``)."""
+        job = await self.submit(
+            prompt=prompt,
+            refer_images=refer_images,
+            hook_url=hook_url,
+            hook=hook,
+            extra_body=extra_body,
+            validate=validate,
+            deadline=deadline,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_possibly_submitted=retry_possibly_submitted,
+            extra_headers=extra_headers,
+        )
+        return await job
+
+
+class GPT(JobResource):
+    """The newer GPT image job family (``/openai/gpt/*``): several models, one pattern."""
+
+    family = GPT_FAMILY
+
+    async def submit(
+        self,
+        *,
+        prompt: str,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        size: str | None = None,
+        refer_images: Sequence[str] | None = None,
+        hook_url: str | None = None,
+        hook: bool = False,
+        extra_body: Mapping[str, Any] | None = None,
+        validate: bool | None = None,
+        deadline: float | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Job:
+        """Submit a job and return its ``Job``; ``model`` defaults to gpt-image-2.
+
+        ``aspect_ratio`` is for gpt-image-2 only, ``size`` (``WxH``) for gpt-image-2-plus
+        only; both are checked before anything is sent. ``hook``, ``hook_url`` and
+        ``deadline`` as for ``client.gpt4o.submit``.
+        """
+        body = compact(
+            prompt=prompt,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            size=size,
+            referImages=list(refer_images) if refer_images is not None else None,
+            hookUrl=hook_url,
+        )
+        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        return await self._submit(
+            body,
+            hook=hook,
+            validate=validate,
+            extra_body=extra_body,
+            options=options,
+            deadline=deadline,
+        )
+
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        size: str | None = None,
+        refer_images: Sequence[str] | None = None,
+        hook_url: str | None = None,
+        hook: bool = False,
+        extra_body: Mapping[str, Any] | None = None,
+        validate: bool | None = None,
+        deadline: float | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> JobResult:
+        """Submit a job and wait for its result (``JobFailedError``, ``JobTimeoutError``)."""
+        job = await self.submit(
+            prompt=prompt,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            size=size,
+            refer_images=refer_images,
+            hook_url=hook_url,
+            hook=hook,
+            extra_body=extra_body,
+            validate=validate,
+            deadline=deadline,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_possibly_submitted=retry_possibly_submitted,
+            extra_headers=extra_headers,
+        )
+        return await job
