@@ -19,6 +19,7 @@ from ._errors import (
     RateLimitError,
     TTAPIError,
 )
+from ._job import Job
 from ._models import (
     ImageData,
     ImagesResponse,
@@ -29,8 +30,11 @@ from ._models import (
     Usage,
 )
 from ._retry import RetryPolicy
+from ._schedule import PollSchedule
 from ._version import __version__
+from ._watcher import JobWatcher
 from .resources import ImageStream
+from .webhooks import WebhookReceiver
 
 __all__ = [
     "NOT_GIVEN",
@@ -48,18 +52,22 @@ __all__ = [
     "InsufficientQuotaError",
     "InternalServerError",
     "InvalidRequestError",
+    "Job",
     "JobData",
     "JobFailedError",
     "JobResult",
     "JobStatus",
     "JobTimeoutError",
+    "JobWatcher",
     "NotFoundError",
     "NotGiven",
     "PermissionDeniedError",
+    "PollSchedule",
     "QueueFullError",
     "RateLimitError",
     "RetryPolicy",
     "TTAPIError",
     "Usage",
+    "WebhookReceiver",
     "__version__",
 ]

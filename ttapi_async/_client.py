@@ -12,25 +12,30 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
     APITimeoutError,
+    InvalidRequestError,
     TTAPIError,
 )
 from ._files import MAX_DOWNLOAD_BYTES, atomic_writer, check_image
-from ._response import Redactor, decode_json, status_error
+from ._models import excerpt
+from ._response import Redactor, decode_json, envelope_failure, payload_error, status_error
 from ._retry import RetryPolicy
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "NOT_GIVEN", "AsyncTTAPI", "NotGiven", "RequestOptions"]
 
 logger = logging.getLogger("ttapi_async")
+
+_T = TypeVar("_T")
 
 DEFAULT_BASE_URL: Final = "https://api.ttapi.io"
 # Image generation takes minutes on the service's side; a short default would abandon
@@ -39,6 +44,11 @@ DEFAULT_TIMEOUT: Final = 600.0
 DEFAULT_CONNECT_TIMEOUT: Final = 30.0
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_MAX_CONNECTIONS: Final = 100
+# What _translated() maps onto the error tree. asyncio.TimeoutError is named: before
+# Python 3.11 it is not an OSError.
+_TRANSLATED: Final = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+# Enough of a file's start to tell PNG, JPEG and WebP apart.
+_SNIFF_BYTES: Final = 16
 
 
 class NotGiven(enum.Enum):
@@ -87,7 +97,7 @@ class AsyncTTAPI:
         base_url: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         default_headers: Mapping[str, str] | None = None,
@@ -99,7 +109,7 @@ class AsyncTTAPI:
             raise TTAPIError(
                 "no API key: pass api_key=... or set the TTAPI_API_KEY environment variable"
             )
-        if max_retries < 0:
+        if max_retries is not None and max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
@@ -109,8 +119,11 @@ class AsyncTTAPI:
         self.base_url: str = url.rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        policy = retry_policy or RetryPolicy()
-        self.retry_policy: RetryPolicy = attrs.evolve(policy, max_retries=max_retries)
+        policy = retry_policy or RetryPolicy(max_retries=DEFAULT_MAX_RETRIES)
+        if max_retries is not None:
+            # Given both, max_retries wins; given only a policy, the policy's count stands.
+            policy = attrs.evolve(policy, max_retries=max_retries)
+        self.retry_policy: RetryPolicy = policy
         self.max_connections = max_connections
         self.validate = validate
         self._default_headers = dict(default_headers or {})
@@ -119,13 +132,18 @@ class AsyncTTAPI:
         self._state = _State.UNOPENED
         self._close_callbacks: list[Callable[[], Awaitable[None]]] = []
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
-        self._base_headers = {
-            **self._default_headers,
-            "TT-API-KEY": key,
-            "Accept": "application/json",
-            "User-Agent": f"ttapi_async/{__version__}",
-        }
-        self._json_headers = {**self._base_headers, "Content-Type": "application/json"}
+        # Case-insensitive and built once: aiohttp takes a multidict as is (a dict it would
+        # convert on every request), and a caller's "user-agent" replaces ours instead of
+        # going out beside it. The key is always the one given as api_key.
+        base: CIMultiDict[str] = CIMultiDict(
+            {"Accept": "application/json", "User-Agent": f"ttapi_async/{__version__}"}
+        )
+        base.update(self._default_headers)
+        base["TT-API-KEY"] = key
+        self._base_headers: Mapping[str, str] = CIMultiDictProxy(base)
+        self._json_headers: Mapping[str, str] = CIMultiDictProxy(
+            CIMultiDict(base, **{"Content-Type": "application/json"})
+        )
 
         from .resources import Dalle3, Images
 
@@ -134,7 +152,22 @@ class AsyncTTAPI:
         self._attach_job_resources()
 
     def _attach_job_resources(self) -> None:
-        """Attach the asynchronous-job resources (``gpt4o``, ``gpt``) when they are built."""
+        """Attach the asynchronous-job resources (``gpt4o``, ``gpt``) and their watcher.
+
+        The watcher costs nothing until a job is submitted or resumed (no task, no
+        future); ``aclose()`` closes whichever watcher ``self.watcher`` is by then.
+        """
+        from ._watcher import JobWatcher
+        from .resources.jobs import GPT, GPT4o
+
+        self.watcher: JobWatcher = JobWatcher()
+        self.gpt4o = GPT4o(self)
+        self.gpt = GPT(self)
+
+        async def close_watcher() -> None:
+            await self.watcher.aclose()
+
+        self._on_close(close_watcher)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -168,11 +201,14 @@ class AsyncTTAPI:
             return
         self._state = _State.CLOSED
         callbacks, self._close_callbacks = self._close_callbacks, []
-        for callback in callbacks:
-            await callback()
-        session, self._session = self._session, None
-        if session is not None and session is not self._borrowed_session:
-            await session.close()
+        try:
+            for callback in callbacks:
+                await callback()
+        finally:
+            # Even when a callback failed (or aclose was cancelled): never leak the session.
+            session, self._session = self._session, None
+            if session is not None and session is not self._borrowed_session:
+                await session.close()
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._state is _State.CLOSED:
@@ -191,15 +227,16 @@ class AsyncTTAPI:
     # --- sending -----------------------------------------------------------------------------
 
     def _client_timeout(self, options: RequestOptions | None) -> aiohttp.ClientTimeout:
-        total = self.timeout
-        if options is not None and not isinstance(options.timeout, NotGiven):
-            total = options.timeout
-        key = (total, self.connect_timeout)
+        # sock_connect, not connect: "connect" also counts the wait for a pooled connection,
+        # which a busy batch would turn into spurious timeouts.
+        if options is not None and options.timeout is not NOT_GIVEN:
+            # Not cached: a caller passing what is left of a deadline gives a new value on
+            # every call, and a cache keyed on it would grow without end.
+            return aiohttp.ClientTimeout(total=options.timeout, sock_connect=self.connect_timeout)
+        key = (self.timeout, self.connect_timeout)
         cached = self._timeouts.get(key)
         if cached is None:
-            # sock_connect, not connect: "connect" also counts the wait for a pooled
-            # connection, which a busy batch would turn into spurious timeouts.
-            cached = aiohttp.ClientTimeout(total=total, sock_connect=self.connect_timeout)
+            cached = aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout)
             self._timeouts[key] = cached
         return cached
 
@@ -221,7 +258,9 @@ class AsyncTTAPI:
     def _headers(self, options: RequestOptions | None, *, json_body: bool) -> Mapping[str, str]:
         base = self._json_headers if json_body else self._base_headers
         if options is not None and options.extra_headers:
-            return {**base, **options.extra_headers}
+            merged = CIMultiDict(base)
+            merged.update(options.extra_headers)  # replaces, whatever the case of the name
+            return merged
         return base
 
     async def _send(
@@ -244,15 +283,51 @@ class AsyncTTAPI:
         headers = self._headers(options, json_body=data is not None)
         url = self._url(path)
         timeout = self._client_timeout(options)
-        retrying = self._retrying(idempotent=idempotent, options=options)
-        async for attempt in retrying:
-            with attempt:
-                payload = data if form is None else form()
-                status, resp_headers, body = await self._attempt(
-                    method, url, headers=headers, data=payload, params=params, timeout=timeout
-                )
+
+        def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
+            payload = data if form is None else form()
+            return self._attempt(
+                method, url, headers=headers, data=payload, params=params, timeout=timeout
+            )
+
+        try:
+            status, resp_headers, body = await self._attempt(
+                method,
+                url,
+                headers=headers,
+                data=data if form is None else form(),
+                params=params,
+                timeout=timeout,
+            )
+        except Exception as exc:  # CancelledError is a BaseException: it passes untouched
+            status, resp_headers, body = await self._retry(
+                attempt, exc, idempotent=idempotent, options=options
+            )
         decoded = decode_json(body, status_code=status, redact=self._redact)
         return decoded, status, resp_headers
+
+    async def _retry(
+        self,
+        attempt: Callable[[], Awaitable[_T]],
+        first: Exception,
+        *,
+        idempotent: bool,
+        options: RequestOptions | None,
+    ) -> _T:
+        """Hand a request whose first attempt failed with ``first`` to tenacity.
+
+        The first attempt runs outside tenacity, so the success path costs no retry
+        machinery; tenacity sees ``first`` as its own attempt 1 and decides, waits and
+        drives every later attempt exactly as if it had run them all.
+        """
+        pending: Exception | None = first
+        async for retry in self._retrying(idempotent=idempotent, options=options):
+            with retry:
+                if pending is not None:
+                    exc, pending = pending, None
+                    raise exc
+                result = await attempt()
+        return result
 
     async def _attempt(
         self,
@@ -266,15 +341,30 @@ class AsyncTTAPI:
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Send once; return (status, headers, body) of a 2xx/3xx answer or raise typed."""
         session = self._get_session()
-        started = time.perf_counter()
-        with self._translate(method, url):
+        debug = logger.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if debug else 0.0
+        # try/except rather than ``with self._translate(...)``: the hot path, and a try costs
+        # nothing until something is raised.
+        try:
             async with session.request(
-                method, url, data=data, headers=headers, params=params, timeout=timeout
+                method,
+                url,
+                data=data,
+                headers=headers,
+                params=params,
+                timeout=timeout,
+                # A borrowed session may raise on 4xx itself; error bodies are parsed here.
+                raise_for_status=False,
             ) as resp:
                 body = await resp.read()
                 status = resp.status
                 resp_headers = resp.headers
-        if logger.isEnabledFor(logging.DEBUG):
+        except _TRANSLATED as exc:
+            translated = self._translated(method, url, exc)
+            if translated is None:
+                raise
+            raise translated from exc
+        if debug:
             logger.debug(
                 "%s %s -> %d (%d bytes, %.3fs)",
                 method,
@@ -284,44 +374,56 @@ class AsyncTTAPI:
                 time.perf_counter() - started,
             )
         if status >= 400:
-            raise status_error(status, dict(resp_headers), body, redact=self._redact)
+            raise status_error(status, resp_headers, body, redact=self._redact)
         return status, resp_headers, body
 
-    @contextlib.contextmanager
-    def _translate(self, method: str, url: str) -> Any:
-        """Map aiohttp's exceptions onto the error tree; cancellation passes untouched."""
+    def _translate(self, method: str, url: str) -> _Translate:
+        """Return a context manager that maps aiohttp's exceptions onto the error tree.
+
+        Cancellation (and any other BaseException) passes untouched.
+        """
+        return _Translate(self, method, url)
+
+    def _translated(self, method: str, url: str, exc: BaseException) -> TTAPIError | None:
+        """Return the error-tree counterpart of an aiohttp or OS exception, or None."""
         path = _path_of(url)
-        try:
-            yield
-        except aiohttp.ConnectionTimeoutError as exc:
+        if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+            # A configuration mistake (base_url): nothing was sent, and no retry can help.
+            return InvalidRequestError(
+                f"cannot send {method} to {path!r}: not a valid http(s) URL", param="base_url"
+            )
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
             # Raised while connecting: nothing was sent, so any request may be retried.
-            raise APITimeoutError(
+            return APITimeoutError(
                 f"timed out connecting to {self.base_url}", method=method, url=path
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise APIConnectionError(
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return APIConnectionError(
                 f"cannot connect to {exc.host}:{exc.port} ({type(exc.os_error).__name__})",
                 method=method,
                 url=path,
-            ) from exc
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise APITimeoutError(
+            )
+        # Before OSError: TimeoutError is one. A total timeout that expires while connecting
+        # also lands here; we cannot tell it from one after sending, so it is "possibly".
+        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+            return APITimeoutError(
                 f"{method} {path} timed out", possibly_submitted=True, method=method, url=path
-            ) from exc
-        except aiohttp.ClientResponseError as exc:
-            raise APIConnectionError(
+            )
+        if isinstance(exc, aiohttp.ClientResponseError):
+            return APIConnectionError(
                 f"{method} {path}: malformed HTTP answer ({exc.message})",
                 possibly_submitted=True,
                 method=method,
                 url=path,
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise APIConnectionError(
+            )
+        if isinstance(exc, (aiohttp.ClientError, OSError)):
+            return APIConnectionError(
                 f"{method} {path}: connection lost ({type(exc).__name__})",
                 possibly_submitted=True,
                 method=method,
                 url=path,
-            ) from exc
+            )
+        return None
 
     @contextlib.asynccontextmanager
     async def _stream(
@@ -359,14 +461,35 @@ class AsyncTTAPI:
     ) -> aiohttp.ClientResponse:
         session = self._get_session()
         with self._translate("POST", url):
-            resp = await session.post(url, data=data, headers=headers, timeout=timeout)
-            if resp.status >= 400:
+            resp = await session.post(
+                url, data=data, headers=headers, timeout=timeout, raise_for_status=False
+            )
+            # A JSON answer to a stream request is an error in one of its shapes (a 200 with
+            # a FAILED envelope included), never an empty stream.
+            if resp.status >= 400 or resp.content_type == "application/json":
                 try:
                     body = await resp.read()
                 finally:
                     resp.release()
-                raise status_error(resp.status, dict(resp.headers), body, redact=self._redact)
+                raise self._stream_refused(resp.status, resp.headers, body)
         return resp
+
+    def _stream_refused(self, status: int, headers: Mapping[str, str], body: bytes) -> TTAPIError:
+        if status >= 400:
+            return status_error(status, headers, body, redact=self._redact)
+        payload = decode_json(body, status_code=status, redact=self._redact)
+        if isinstance(payload, Mapping):
+            if "status" in payload and payload["status"] != "SUCCESS":
+                return envelope_failure(
+                    payload, status_code=status, headers=headers, redact=self._redact
+                )
+            if payload.get("error") is not None:
+                return payload_error(status, headers, payload, redact=self._redact)
+        return APIResponseValidationError(
+            "expected an event stream, got a JSON answer",
+            status_code=status,
+            excerpt=excerpt(body, redact=self._redact),
+        )
 
     # --- downloads ---------------------------------------------------------------------------
 
@@ -399,27 +522,63 @@ class AsyncTTAPI:
         timeout = self._client_timeout(None)
         headers = {"User-Agent": self._base_headers["User-Agent"]}
         with self._translate("GET", url):
-            async with session.get(url, headers=headers, timeout=timeout) as resp:
+            async with session.get(
+                url, headers=headers, timeout=timeout, raise_for_status=False
+            ) as resp:
                 if resp.status >= 400:
                     body = await resp.read()
-                    raise status_error(resp.status, dict(resp.headers), body, redact=self._redact)
+                    raise status_error(resp.status, resp.headers, body, redact=self._redact)
                 if (resp.content_length or 0) > MAX_DOWNLOAD_BYTES:
                     raise APIResponseValidationError(
                         f"image at {_path_of(url)} is {resp.content_length} bytes, "
                         f"over the {MAX_DOWNLOAD_BYTES} byte cap"
                     )
                 received = 0
+                # The first chunk may be a few bytes: hold chunks until the magic bytes are in.
+                head: list[bytes] | None = []
                 async for chunk in resp.content.iter_chunked(256 * 1024):
-                    if received == 0:
-                        check_image(chunk[:16], what=f"download of {_path_of(url)}")
                     received += len(chunk)
                     if received > MAX_DOWNLOAD_BYTES:
                         raise APIResponseValidationError(
                             f"image at {_path_of(url)} exceeds the {MAX_DOWNLOAD_BYTES} byte cap"
                         )
+                    if head is not None:
+                        head.append(chunk)
+                        if received < _SNIFF_BYTES:
+                            continue
+                        chunk, head = b"".join(head), None
+                        check_image(chunk[:_SNIFF_BYTES], what=f"download of {_path_of(url)}")
                     await sink(chunk)
                 if received == 0:
                     raise APIResponseValidationError(f"image at {_path_of(url)} is empty")
+                if head is not None:  # shorter than the magic bytes: never an image
+                    check_image(b"".join(head), what=f"download of {_path_of(url)}")
+
+
+class _Translate:
+    """``with client._translate(method, url):`` -- raise aiohttp's errors as the tree's."""
+
+    __slots__ = ("_client", "_method", "_url")
+
+    def __init__(self, client: AsyncTTAPI, method: str, url: str) -> None:
+        self._client = client
+        self._method = method
+        self._url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, _TRANSLATED):
+            return  # success, cancellation, or one of our own errors: unchanged
+        translated = self._client._translated(self._method, self._url, exc)
+        if translated is not None:
+            raise translated from exc
 
 
 def _path_of(url: str) -> str:

@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from multidict import CIMultiDict
+
 __all__ = [
     "APIConnectionError",
     "APIResponseValidationError",
@@ -118,7 +120,8 @@ class APIStatusError(TTAPIError):
         super().__init__(message)
         self.status_code = status_code
         self.body = body
-        self.headers: Mapping[str, str] = dict(headers or {})
+        # Case-insensitive, as HTTP headers are: ``headers["retry-after"]`` finds Retry-After.
+        self.headers: Mapping[str, str] = CIMultiDict(headers or {})
         self.param = param
         self.code = code
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -58,6 +59,14 @@ def decode_b64_to_bytes(b64: str) -> bytes:
     return data
 
 
+@functools.cache
+def _new_file_mode() -> int:
+    # The umask can only be read by setting it; read it once, on the first save.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
     """Yield a temporary file beside ``path`` that replaces ``path`` only on success."""
@@ -66,6 +75,8 @@ def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
+        # mkstemp makes the file private (0600); a saved image gets the mode open() would give.
+        os.chmod(tmp_name, _new_file_mode())
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

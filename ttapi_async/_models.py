@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -22,6 +23,7 @@ __all__ = [
     "JobData",
     "JobResult",
     "JobStatus",
+    "Redact",
     "Usage",
     "converter",
     "excerpt",
@@ -75,7 +77,8 @@ class _Savable:
         b64, url = self._source()
         if b64 is not None:
             return decode_b64_to_bytes(b64)
-        return await self._require_downloader()._download(self._require_url(url))
+        url = self._require_url(url)
+        return await self._require_downloader()._download(url)
 
     async def save(self, path: str | Path) -> Path:
         """Write the image to ``path`` (atomically: a temporary file renamed into place)."""
@@ -83,7 +86,8 @@ class _Savable:
         target = Path(path)
         if b64 is not None:
             return decode_b64_to_file(b64, target)
-        return await self._require_downloader()._download_to(self._require_url(url), target)
+        url = self._require_url(url)
+        return await self._require_downloader()._download_to(url, target)
 
     def _require_url(self, url: str | None) -> str:
         if not url:
@@ -267,10 +271,80 @@ def _structure_str_tuple(value: Any, _: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _structure_optional_str(value: Any, _: Any) -> str | None:
+    if value is None or value.__class__ is str:
+        return value
+    if isinstance(value, (dict, list)):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    if value.__class__ is int:
+        return value
+    if isinstance(value, bool):  # bool is an int to Python, never to JSON's numbers
+        raise TypeError("expected an integer, got a boolean")
+    return int(value)
+
+
+def _structure_optional_int(value: Any, _: Any) -> int | None:
+    return None if value is None else _structure_int(value, int)
+
+
+def _is_optional_attrs(t: Any) -> bool:
+    args: tuple[Any, ...] = getattr(t, "__args__", ())
+    return len(args) == 2 and args[1] is type(None) and attrs.has(args[0])
+
+
+def _optional_attrs_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
+    inner = t.__args__[0]
+    hook = conv.get_structure_hook(inner)
+
+    def structure_optional(value: Any, _: Any) -> Any:
+        if value is None:
+            return None
+        if value.__class__ is not dict and not isinstance(value, Mapping):
+            raise TypeError(f"expected an object for {inner.__name__}, got {type(value).__name__}")
+        return hook(value, inner)
+
+    return structure_optional
+
+
+def _is_homogeneous_tuple(t: Any) -> bool:
+    args: tuple[Any, ...] = getattr(t, "__args__", ())
+    return getattr(t, "__origin__", None) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _tuple_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
+    inner = t.__args__[0]
+    hook = conv.get_structure_hook(inner)
+    objects = attrs.has(inner)
+
+    def structure_tuple(value: Any, _: Any) -> tuple[Any, ...]:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected an array, got {type(value).__name__}")
+        if objects:
+            for item in value:
+                if item.__class__ is not dict and not isinstance(item, Mapping):
+                    raise TypeError(f"expected objects in the array, got {type(item).__name__}")
+        return tuple([hook(item, inner) for item in value])
+
+    return structure_tuple
+
+
 def _make_converter() -> cattrs.Converter:
     # detailed_validation off: it makes structuring several times slower and the excerpt in
     # APIResponseValidationError already shows what was wrong.
     conv = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+    # Hooks for the shapes every model uses, registered before any class's function is
+    # generated (generation binds them). They refuse what JSON would never give for an
+    # object, an array or a number: cattrs' defaults iterate a string into a tuple of empty
+    # objects, take {"url": ...} for a tuple, and read true as 1.
+    conv.register_structure_hook_func(lambda t: t == (str | None), _structure_optional_str)
+    conv.register_structure_hook_func(lambda t: t == (int | None), _structure_optional_int)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook_factory(_is_optional_attrs, partial(_optional_attrs_hook, conv))
+    conv.register_structure_hook_factory(_is_homogeneous_tuple, partial(_tuple_hook, conv))
     conv.register_structure_hook(
         JobData,
         make_dict_structure_fn(
@@ -298,28 +372,54 @@ def _make_converter() -> cattrs.Converter:
 converter = _make_converter()
 
 
-def excerpt(body: object, limit: int = 200) -> str:
-    """Return the start of a body, short enough for an error message."""
+class Redact(Protocol):
+    """Replace a secret in a text (``_response.Redactor`` is the one in use)."""
+
+    def __call__(self, text: str) -> str: ...
+
+
+def excerpt(body: object, limit: int = 200, redact: Redact | None = None) -> str:
+    """Return the start of a body, short enough for an error message, secret removed.
+
+    The secret is replaced before the text is cut, so a key that straddles the cut cannot
+    leave its first characters behind.
+    """
+    margin = getattr(redact, "margin", 0) if redact is not None else 0
+    room = limit + margin
     if isinstance(body, (bytes, bytearray, memoryview)):
-        text = bytes(body[: limit * 4]).decode("utf-8", "replace")
+        text = bytes(body[: room * 4]).decode("utf-8", "replace")
     else:
         text = str(body)
+    if redact is not None:
+        text = redact(text[: room + 3] if margin else text)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def structure(payload: object, cls: type[T], *, status_code: int | None = None) -> T:
-    """Build ``cls`` from decoded JSON; a shape that does not fit is a typed error."""
-    if not isinstance(payload, Mapping):
+def structure(
+    payload: object,
+    cls: type[T],
+    *,
+    status_code: int | None = None,
+    redact: Redact | None = None,
+) -> T:
+    """Build ``cls`` from decoded JSON; a shape that does not fit is a typed error.
+
+    Pass the client's ``redact`` so that an answer echoing the API key cannot put it
+    into the error's message.
+    """
+    # dict first: decoded JSON always is one, and the ABC check costs more than the test.
+    if payload.__class__ is not dict and not isinstance(payload, Mapping):
         raise APIResponseValidationError(
             f"expected a JSON object for {cls.__name__}, got {type(payload).__name__}",
             status_code=status_code,
-            excerpt=excerpt(payload),
+            excerpt=excerpt(payload, redact=redact),
         )
     try:
         return converter.structure(payload, cls)
     except (cattrs.BaseValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        reason = excerpt(exc, 120, redact=redact)
         raise APIResponseValidationError(
-            f"answer does not fit {cls.__name__}: {type(exc).__name__}: {excerpt(exc, 120)}",
+            f"answer does not fit {cls.__name__}: {type(exc).__name__}: {reason}",
             status_code=status_code,
-            excerpt=excerpt(payload),
-        ) from exc
+            excerpt=excerpt(payload, redact=redact),
+        ) from None  # the cause's text may quote the body (and an echoed key) unredacted

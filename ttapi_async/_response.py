@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from . import _bigjson
 from ._errors import (
     APIResponseValidationError,
     APIStatusError,
@@ -22,6 +23,7 @@ __all__ = [
     "decode_json",
     "envelope_failure",
     "maybe_unwrap",
+    "payload_error",
     "status_error",
     "unwrap_envelope",
 ]
@@ -32,6 +34,14 @@ class Redactor:
 
     def __init__(self, secret: str) -> None:
         self._secret = secret
+
+    def __repr__(self) -> str:
+        return "Redactor(***)"
+
+    @property
+    def margin(self) -> int:
+        """Return how many characters past a cut a secret could reach (see ``excerpt``)."""
+        return len(self._secret)
 
     def __call__(self, text: str) -> str:
         if self._secret and self._secret in text:
@@ -51,15 +61,16 @@ class Redactor:
 
 def decode_json(body: bytes, *, status_code: int, redact: Redactor) -> Any:
     """Parse a body as JSON; anything else (empty, truncated, HTML) is a typed error."""
-    if not body.strip():
+    # isspace(), not strip(): strip() would copy a multi-megabyte body just to test it.
+    if not body or body.isspace():
         raise APIResponseValidationError("empty response body", status_code=status_code)
     try:
-        return json.loads(body)
+        return _bigjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise APIResponseValidationError(
             f"response body is not valid JSON ({type(exc).__name__})",
             status_code=status_code,
-            excerpt=redact(excerpt(body)),
+            excerpt=excerpt(body, redact=redact),
         ) from exc
 
 
@@ -92,35 +103,44 @@ def status_error(
     status_code: int, headers: Mapping[str, str], body: bytes, *, redact: Redactor
 ) -> APIStatusError:
     """Build the error for a 4xx/5xx answer in OpenAI's shape, TTAPI's envelope, or neither."""
-    cls = status_error_class(status_code)
     try:
-        payload: Any = json.loads(body) if body.strip() else None
+        payload: Any = json.loads(body) if body and not body.isspace() else None
     except (ValueError, UnicodeDecodeError):
         payload = None
     if isinstance(payload, Mapping):
-        error = payload.get("error")
-        if isinstance(error, Mapping):
-            message = str(error.get("message") or f"HTTP {status_code}")
-            code = error.get("code")
-            param = error.get("param")
-            return cls(
-                redact(message),
-                status_code=status_code,
-                body=redact.value(payload),
-                headers=headers,
-                param=str(param) if param is not None else None,
-                code=str(code) if code is not None else None,
-            )
-        found = payload.get("message") or payload.get("detail") or error
+        return payload_error(status_code, headers, payload, redact=redact)
+    text = excerpt(body, redact=redact) if body else ""
+    message = f"HTTP {status_code}" + (f": {text}" if text else "")
+    return status_error_class(status_code)(
+        message, status_code=status_code, body=text or None, headers=headers
+    )
+
+
+def payload_error(
+    status_code: int, headers: Mapping[str, str], payload: Mapping[str, Any], *, redact: Redactor
+) -> APIStatusError:
+    """Build the error for a decoded error body, in OpenAI's shape or TTAPI's envelope."""
+    cls = status_error_class(status_code)
+    error = payload.get("error")
+    if isinstance(error, Mapping):
+        message = str(error.get("message") or f"HTTP {status_code}")
+        code = error.get("code")
+        param = error.get("param")
         return cls(
-            redact(str(found or f"HTTP {status_code}")),
+            redact(message),
             status_code=status_code,
             body=redact.value(payload),
             headers=headers,
+            param=redact(str(param)) if param is not None else None,
+            code=redact(str(code)) if code is not None else None,
         )
-    text = redact(excerpt(body)) if body else ""
-    message = f"HTTP {status_code}" + (f": {text}" if text else "")
-    return cls(message, status_code=status_code, body=text or None, headers=headers)
+    found = payload.get("message") or payload.get("detail") or error
+    return cls(
+        redact(str(found or f"HTTP {status_code}")),
+        status_code=status_code,
+        body=redact.value(payload),
+        headers=headers,
+    )
 
 
 def unwrap_envelope(
@@ -131,7 +151,7 @@ def unwrap_envelope(
         raise APIResponseValidationError(
             "expected TTAPI's envelope ({status, message, data})",
             status_code=status_code,
-            excerpt=redact(excerpt(payload)),
+            excerpt=excerpt(payload, redact=redact),
         )
     if payload["status"] != "SUCCESS":
         raise envelope_failure(payload, status_code=status_code, headers=headers, redact=redact)
@@ -145,6 +165,10 @@ def maybe_unwrap(
 
     The contract lets any endpoint answer in either shape, so ``/v1`` answers are checked too.
     """
-    if isinstance(payload, Mapping) and "status" in payload and "created" not in payload:
-        return unwrap_envelope(payload, status_code=status_code, headers=headers, redact=redact)
+    if (payload.__class__ is dict or isinstance(payload, Mapping)) and "created" not in payload:
+        if "status" in payload:
+            return unwrap_envelope(payload, status_code=status_code, headers=headers, redact=redact)
+        if isinstance(payload.get("error"), Mapping):
+            # OpenAI's error shape under a 2xx: still an error, never "no images".
+            raise payload_error(status_code, headers, payload, redact=redact)
     return payload

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 import attrs
 
+from ._errors import APIResponseValidationError
+
 __all__ = ["ServerSentEvent", "iter_sse"]
 
 # Partial images arrive as one multi-megabyte ``data:`` line; the cap only stops a runaway.
@@ -47,7 +49,9 @@ class _Decoder:
         return None
 
     def _flush(self) -> ServerSentEvent | None:
-        if not self._data and self._event is None:
+        if not self._data:
+            # The spec: an event without data lines is not dispatched (a bare keep-alive).
+            self._event, self._retry = None, None
             return None
         event = ServerSentEvent(self._event, "\n".join(self._data), self._id, self._retry)
         self._event, self._data, self._retry = None, [], None
@@ -58,26 +62,36 @@ class _Decoder:
 
 
 async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
-    """Yield the events of an SSE byte stream (CRLF, LF or CR line ends)."""
+    """Yield the events of an SSE byte stream (LF or CRLF line ends), however it is chunked.
+
+    Bytes are decoded as UTF-8 with replacement, as the SSE spec says: a bad byte spoils
+    the event's JSON (a typed error upstream), never the decoder.
+    """
     decoder = _Decoder()
     buffer = bytearray()
     async for chunk in chunks:
+        # What the buffer held before this chunk has no newline: scan only the new bytes, or
+        # a multi-megabyte partial image arriving in small chunks would be rescanned each time.
+        scanned = len(buffer)
         buffer += chunk
         if len(buffer) > MAX_EVENT_BYTES:
-            raise ValueError(f"server-sent event larger than {MAX_EVENT_BYTES} bytes")
+            raise APIResponseValidationError(
+                f"server-sent event larger than {MAX_EVENT_BYTES} bytes"
+            )
         start = 0
         while True:
-            end = buffer.find(b"\n", start)
+            end = buffer.find(b"\n", max(start, scanned))
             if end < 0:
                 break
-            line = bytes(buffer[start:end]).rstrip(b"\r").decode("utf-8")
+            stop = end - 1 if end > start and buffer[end - 1] == 0x0D else end  # CRLF
+            line = buffer[start:stop].decode("utf-8", "replace")
             start = end + 1
             event = decoder.line(line)
             if event is not None:
                 yield event
         del buffer[:start]
     if buffer:
-        event = decoder.line(bytes(buffer).rstrip(b"\r").decode("utf-8"))
+        event = decoder.line(bytes(buffer).rstrip(b"\r").decode("utf-8", "replace"))
         if event is not None:
             yield event
     event = decoder.end()

@@ -114,16 +114,23 @@ def _form_value(value: object) -> str:
 
 
 def build_form(
-    fields: Mapping[str, Any], images: Sequence[Upload], mask: Upload | None
+    fields: Mapping[str, Any],
+    images: Sequence[Upload],
+    mask: Upload | None,
+    *,
+    as_list: bool | None = None,
 ) -> aiohttp.FormData:
     """Build the multipart body as the OpenAI SDK sends it.
 
-    One image goes in a part named ``image``; several go in one ``image[]`` part each.
+    A single image goes in a part named ``image``; a list (even of one) goes in one
+    ``image[]`` part per file, as the SDK does. ``as_list=None`` means "a list when
+    there are several".
     """
     form = aiohttp.FormData()
     for key, value in fields.items():
         form.add_field(key, _form_value(value))
-    image_field = "image" if len(images) == 1 else "image[]"
+    listed = len(images) != 1 if as_list is None else as_list
+    image_field = "image[]" if listed else "image"
     for upload in images:
         form.add_field(image_field, upload.data, filename=upload.filename, content_type=upload.mime)
     if mask is not None:

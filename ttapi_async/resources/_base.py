@@ -35,9 +35,9 @@ class Resource:
         extra_headers: Mapping[str, str] | None = None,
     ) -> RequestOptions | None:
         if (
-            isinstance(timeout, NotGiven)
-            and isinstance(max_retries, NotGiven)
-            and isinstance(retry_possibly_submitted, NotGiven)
+            timeout is NOT_GIVEN
+            and max_retries is NOT_GIVEN
+            and retry_possibly_submitted is NOT_GIVEN
             and not extra_headers
         ):
             return None  # the common case costs no allocation

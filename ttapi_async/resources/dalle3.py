@@ -8,7 +8,7 @@ from typing import Any
 from .._client import NOT_GIVEN, NotGiven
 from .._models import ImagesResponse, bind, structure
 from .._params import validate_dalle3
-from .._response import unwrap_envelope
+from .._response import maybe_unwrap
 from ._base import Resource, compact
 
 __all__ = ["Dalle3"]
@@ -49,5 +49,9 @@ class Dalle3(Resource):
         payload, status, headers = await client._send(
             "POST", PATH, json_body=body, idempotent=False, options=options
         )
-        data = unwrap_envelope(payload, status_code=status, headers=headers, redact=client._redact)
-        return bind(structure(data, ImagesResponse, status_code=status), client)
+        # The contract wraps this endpoint's answer in TTAPI's envelope, but any endpoint may
+        # answer in OpenAI's shape: take either, and either error shape.
+        data = maybe_unwrap(payload, status_code=status, headers=headers, redact=client._redact)
+        return bind(
+            structure(data, ImagesResponse, status_code=status, redact=client._redact), client
+        )

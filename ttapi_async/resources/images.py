@@ -9,7 +9,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._client import NOT_GIVEN, NotGiven, RequestOptions
-from .._errors import APIResponseValidationError, APIStatusError, InvalidRequestError
+from .._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    InvalidRequestError,
+)
 from .._models import ImagesResponse, ImageStreamEvent, bind, excerpt, structure
 from .._params import validate_edit, validate_edit_json, validate_generate
 from .._response import maybe_unwrap
@@ -226,6 +231,7 @@ class Images(Resource):
     ) -> tuple[dict[str, Any] | None, FormFactory | None]:
         """Return the JSON body (URL references) or a multipart factory (files)."""
         images = _as_list(image)
+        listed = _is_sequence_input(image)
         if not images:
             raise InvalidRequestError("image: at least one image is required", param="image")
         checking = self._validating(validate)
@@ -253,7 +259,7 @@ class Images(Resource):
             fields.update(extra_body)
         # A factory, not a FormData: aiohttp consumes a form when it sends it, so every retry
         # must build its own.
-        return None, lambda: build_form(fields, uploads, mask_upload)
+        return None, lambda: build_form(fields, uploads, mask_upload, as_list=listed)
 
     async def _post_images(
         self,
@@ -268,13 +274,19 @@ class Images(Resource):
             "POST", path, json_body=json_body, form=form, idempotent=False, options=options
         )
         payload = maybe_unwrap(payload, status_code=status, headers=headers, redact=client._redact)
-        return bind(structure(payload, ImagesResponse, status_code=status), client)
+        return bind(
+            structure(payload, ImagesResponse, status_code=status, redact=client._redact), client
+        )
+
+
+def _is_sequence_input(image: object) -> bool:
+    # str and bytes are sequences too, but each is one image; so is a (name, bytes) tuple.
+    return isinstance(image, (list, tuple)) and not _is_file_tuple(image)
 
 
 def _as_list(image: ImageInput | Sequence[ImageInput]) -> list[Any]:
-    # str and bytes are sequences too, but each is one image.
-    if isinstance(image, (list, tuple)) and not _is_file_tuple(image):
-        return list(image)
+    if _is_sequence_input(image):
+        return list(image)  # type: ignore[arg-type]
     return [image]
 
 
@@ -336,7 +348,9 @@ class ImageStream:
                     )
                 )
                 self._events = self._parse(resp.content.iter_any())
-            return await self._events.__anext__()
+            # Reading happens here, outside _stream's frame: translate aiohttp's errors too.
+            with self._client._translate("POST", self._path):
+                return await self._events.__anext__()
         except BaseException:
             await self.aclose()
             raise
@@ -351,6 +365,7 @@ class ImageStream:
 
     async def _parse(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[ImageStreamEvent]:
         redact = self._client._redact
+        completed = False
         async for sse in iter_sse(chunks):
             if sse.data.strip() == "[DONE]":
                 return
@@ -358,19 +373,29 @@ class ImageStream:
                 payload = json.loads(sse.data)
             except ValueError as exc:
                 raise APIResponseValidationError(
-                    "stream event is not valid JSON", excerpt=redact(excerpt(sse.data))
+                    "stream event is not valid JSON", excerpt=excerpt(sse.data, redact=redact)
                 ) from exc
             if not isinstance(payload, Mapping):
                 raise APIResponseValidationError(
-                    "stream event is not a JSON object", excerpt=redact(excerpt(sse.data))
+                    "stream event is not a JSON object", excerpt=excerpt(sse.data, redact=redact)
                 )
             kind = payload.get("type") or sse.event
-            if kind == "error" or "error" in payload:
+            if kind == "error" or payload.get("error") is not None:
                 raise _stream_error(payload, redact)
-            event = structure({**payload, "type": kind}, ImageStreamEvent)
+            event = structure({**payload, "type": kind}, ImageStreamEvent, redact=redact)
+            # Read on after a completed event: with n > 1, each image completes on its own.
+            completed = completed or event.completed
             yield event
-            if event.completed:
-                return
+        if completed:
+            return
+        # Neither a completed event nor [DONE]: the stream was cut, and the generation it
+        # carried may have been billed.
+        raise APIConnectionError(
+            f"POST {self._path}: the event stream ended before its completed event",
+            possibly_submitted=True,
+            method="POST",
+            url=self._path,
+        )
 
 
 def _stream_error(payload: Mapping[str, Any], redact: Any) -> APIStatusError:
@@ -382,6 +407,6 @@ def _stream_error(payload: Mapping[str, Any], redact: Any) -> APIStatusError:
         redact(message),
         status_code=200,
         body=redact.value(dict(payload)),
-        param=str(param) if param is not None else None,
-        code=str(details.get("code")) if details.get("code") is not None else None,
+        param=redact(str(param)) if param is not None else None,
+        code=redact(str(details.get("code"))) if details.get("code") is not None else None,
     )

@@ -1,0 +1,124 @@
+"""The large-answer JSON path returns exactly what ``json.loads`` returns."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ttapi_async import _bigjson
+
+B64 = base64.b64encode(os.urandom(_bigjson.BIG_BODY_BYTES)).decode()
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["b64_json", 'x"b64_json', "b64_json ", "url", "data", "k"]),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+b64_values = st.sampled_from([B64, B64[:100], "", "QUJD", B64 + "/+=="])
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> Any:
+    """Build a JSON document with b64_json values (big and small) in random places."""
+    items = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {"b64_json": b64_values}, optional={"revised_prompt": st.text(max_size=30)}
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    doc: dict[str, Any] = {"created": 1, "data": items, "other": draw(json_values)}
+    return doc
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    doc=documents(),
+    separators=st.sampled_from([(",", ":"), (", ", ": "), (",", " :  ")]),
+    ensure_ascii=st.booleans(),
+)
+def test_fast_path_equals_json_loads(
+    doc: Any, separators: tuple[str, str], ensure_ascii: bool
+) -> None:
+    """Whatever the layout or the other content, ``loads`` equals ``json.loads``."""
+    body = json.dumps(doc, separators=separators, ensure_ascii=ensure_ascii).encode()
+    assert _bigjson.loads(body) == json.loads(body)
+
+
+def test_fast_path_lifts_the_value_out_of_the_scanner() -> None:
+    """A large answer is parsed through the lifted skeleton (the fast path is taken)."""
+    body = json.dumps({"created": 1, "data": [{"b64_json": B64}]}).encode()
+    lifted = _bigjson._lift(body)
+    assert lifted is not None
+    skeleton, values = lifted
+    assert len(skeleton) < 200 and list(values.values()) == [B64]
+
+
+def test_escaped_value_falls_back_to_json_loads() -> None:
+    """A value with an escape (``\\/``) is parsed by json.loads, unescaped."""
+    body = ('{"data": [{"b64_json": "' + B64.replace("/", "\\/") + '"}]}').encode()
+    assert _bigjson._lift(body) is None
+    assert _bigjson.loads(body)["data"][0]["b64_json"] == B64
+
+
+def test_key_inside_a_string_is_not_lifted() -> None:
+    """Text that merely mentions b64_json inside a string value is left alone."""
+    doc = {"note": 'say "b64_json": "x" here', "pad": B64}
+    body = json.dumps(doc).encode()
+    assert _bigjson.loads(body) == doc
+
+
+def test_null_b64_json_is_kept() -> None:
+    """``"b64_json": null`` in a large body stays None."""
+    doc = {"data": [{"b64_json": None, "url": "u"}], "pad": B64}
+    assert _bigjson.loads(json.dumps(doc).encode()) == doc
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"data": [{"b64_json": "' + B64.encode(),
+        b'{"data": [{"b64_json": "' + B64.encode() + b'"}',
+        b'{"data": [{"b64_json": "' + B64.encode() + b'"}]}]',
+    ],
+    ids=["unterminated-string", "unclosed-object", "trailing-bracket"],
+)
+def test_malformed_large_body_still_raises(body: bytes) -> None:
+    """A truncated or malformed large body raises ValueError as json.loads does."""
+    with pytest.raises(ValueError):
+        _bigjson.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1}',
+        b"[1, 2]",
+        '{"é": "\u00e9"}'.encode(),
+        b'{"s": "\xed\xa0\x80"}',
+        b'\xef\xbb\xbf{"bom": true}',
+        '{"utf16": 1}'.encode("utf-16-le"),
+        '{"utf16": 1}'.encode("utf-16"),
+        b"  {}",
+        b"3",
+    ],
+    ids=["object", "array", "utf8", "surrogate", "bom", "utf16le", "utf16", "space", "number"],
+)
+def test_small_bodies_parse_as_json_loads_does(body: bytes) -> None:
+    """Small bodies in any encoding json.loads accepts give json.loads's result."""
+    assert _bigjson.loads(body) == json.loads(body)
