@@ -332,6 +332,13 @@ def _tuple_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
     return structure_tuple
 
 
+def with_job_id(value: Any) -> Any:
+    """Return ``value`` with ``jobId`` set: the vendor's newer documents spell it ``job_id``."""
+    if isinstance(value, Mapping) and "jobId" not in value and "job_id" in value:
+        return {**value, "jobId": value["job_id"]}
+    return value
+
+
 def _make_converter() -> cattrs.Converter:
     # detailed_validation off: it makes structuring several times slower and the excerpt in
     # APIResponseValidationError already shows what was wrong.
@@ -360,10 +367,7 @@ def _make_converter() -> cattrs.Converter:
     job_status_fn = make_dict_structure_fn(JobStatus, conv, job_id=override(rename="jobId"))
 
     def structure_job_status(value: Any, cls: Any) -> JobStatus:
-        # Two spellings are in the vendor's documents: jobId (older) and job_id (newer).
-        if isinstance(value, Mapping) and "jobId" not in value and "job_id" in value:
-            value = {**value, "jobId": value["job_id"]}
-        return job_status_fn(value, cls)
+        return job_status_fn(with_job_id(value), cls)
 
     conv.register_structure_hook(JobStatus, structure_job_status)
     return conv

@@ -16,7 +16,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from .._client import NOT_GIVEN, NotGiven, RequestOptions
 from .._errors import APIResponseValidationError, InvalidRequestError
 from .._job import Job
-from .._models import JobResult, JobStatus, bind, converter, excerpt, structure
+from .._models import JobResult, JobStatus, bind, converter, excerpt, structure, with_job_id
 from .._params import validate_4o_job, validate_gpt_job
 from .._response import envelope_failure, unwrap_envelope
 from ._base import Resource, compact
@@ -60,9 +60,7 @@ _submitted_fn = make_dict_structure_fn(_Submitted, converter, job_id=override(re
 
 
 def _structure_submitted(value: Any, cls: Any) -> _Submitted:
-    if isinstance(value, Mapping) and "jobId" not in value and "job_id" in value:
-        value = {**value, "jobId": value["job_id"]}
-    return _submitted_fn(value, cls)
+    return _submitted_fn(with_job_id(value), cls)
 
 
 converter.register_structure_hook(_Submitted, _structure_submitted)
@@ -129,7 +127,7 @@ class JobResource(Resource):
                     payload, status_code=status, headers=headers, redact=client._redact
                 )
             payload = {**payload, "jobId": job_id}
-        return structure(payload, JobStatus, status_code=status)
+        return structure(payload, JobStatus, status_code=status, redact=client._redact)
 
     async def _submit(
         self,
@@ -156,7 +154,7 @@ class JobResource(Resource):
             "POST", self.family.submit_path, json_body=body, idempotent=False, options=options
         )
         data = unwrap_envelope(payload, status_code=status, headers=headers, redact=client._redact)
-        submitted = structure(data, _Submitted, status_code=status)
+        submitted = structure(data, _Submitted, status_code=status, redact=client._redact)
         return self._watch(submitted.job_id, self._key(body.get("model")), 0.0, deadline)
 
     def resume(
