@@ -258,10 +258,21 @@ class FakeTTAPI:
         await self._hooks.close()
 
     def client(self, **kwargs: Any) -> AsyncTTAPI:
-        """Return an ``AsyncTTAPI`` wired to this fake; ``kwargs`` go to its constructor."""
-        from .._client import AsyncTTAPI
+        """Return an ``AsyncTTAPI`` wired to this fake; ``kwargs`` go to its constructor.
 
-        return AsyncTTAPI(api_key=self.api_key, base_url=self.url, **kwargs)
+        Its job watcher keeps the fake's time: it reads a ``ManualClock`` when the fake
+        has one (advancing the clock then drives both), and its poll schedule is scaled by
+        ``time_scale``, so a "60 s" job at 0.01 is polled as often as the real one would be.
+        """
+        from .._client import AsyncTTAPI
+        from .._schedule import PollSchedule
+
+        client = AsyncTTAPI(api_key=self.api_key, base_url=self.url, **kwargs)
+        if isinstance(self.clock, ManualClock):
+            client.watcher.configure(clock=self.clock)
+        if self.time_scale != 1.0:
+            client.watcher.configure(schedule=PollSchedule().scaled(self.time_scale))
+        return client
 
     # --- introspection ----------------------------------------------------------------
 
