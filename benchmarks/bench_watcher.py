@@ -11,8 +11,10 @@ Three parts, one run (bounded to a few minutes):
    virtual clock no time scaling is needed and every figure is exact. The learned
    schedule starts from 512 durations restored with ``record_duration`` (what
    ``durations()`` saves from an earlier run); a "cold" row shows the same batch with
-   nothing learned. Fixed 0.5 s and 6 s polling (replicate's and runwayml's intervals)
-   are computed exactly on the same durations: polls at k x interval.
+   nothing learned (and, for robustness, a cold start on other distributions: median
+   10 s and 120 s, and a bimodal mix). Fixed 0.5 s and 6 s polling (replicate's and
+   runwayml's intervals) are computed exactly on the same durations: polls at k x
+   interval.
 2. **Real loop, time-scaled (x0.2), 10,000 jobs.** Scheduler CPU per poll (process
    CPU time over polls, the in-process fetch included) for the watcher and for one
    asyncio task per job sleeping 0.5 s (scaled) between polls; memory per pending job
@@ -48,9 +50,33 @@ SIGMA = 0.35
 KEY = "gpt4o"
 
 
-def durations(n: int, seed: int) -> list[float]:
+#: Other duration distributions for the cold-start robustness rows: (label, modes), each
+#: mode (share, median, sigma) of a lognormal mixture.
+OTHER_DURATIONS: list[tuple[str, list[tuple[float, float, float]]]] = [
+    ("lognormal, median 10 s", [(1.0, 10.0, SIGMA)]),
+    ("lognormal, median 120 s", [(1.0, 120.0, SIGMA)]),
+    (
+        "bimodal: 30% median 15 s, 70% median 90 s (sigma 0.25)",
+        [(0.3, 15.0, 0.25), (0.7, 90.0, 0.25)],
+    ),
+]
+
+
+def durations(
+    n: int, seed: int, modes: list[tuple[float, float, float]] | None = None
+) -> list[float]:
     rng = random.Random(seed)
-    return [rng.lognormvariate(math.log(MEDIAN), SIGMA) for _ in range(n)]
+    if modes is None:
+        return [rng.lognormvariate(math.log(MEDIAN), SIGMA) for _ in range(n)]
+    out = []
+    for _ in range(n):
+        u = rng.random()
+        for share, median, sigma in modes:
+            u -= share
+            if u < 0 or (share, median, sigma) == modes[-1]:
+                out.append(rng.lognormvariate(math.log(median), sigma))
+                break
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -145,7 +171,9 @@ async def drive(watcher: JobWatcher, clock: ManualClock, until: Callable[[], boo
         await watcher.idle()
 
 
-async def virtual_run(n: int, *, warm: bool, seed: int) -> Row:
+async def virtual_run(
+    n: int, *, warm: bool, seed: int, modes: list[tuple[float, float, float]] | None = None
+) -> Row:
     clock = ManualClock()
     service = VirtualService(clock)
     watcher = JobWatcher(fetch=service.fetch, clock=clock, max_per_second=None, max_in_flight=256)
@@ -154,7 +182,7 @@ async def virtual_run(n: int, *, warm: bool, seed: int) -> Row:
             # What an earlier run learned (saved with durations(), restored here).
             for d in durations(512, seed + 1):
                 watcher.record_duration(KEY, d)
-        ds = durations(n, seed)
+        ds = durations(n, seed, modes)
         start = clock()
         ids = [f"j{i}" for i in range(n)]
         for job_id, d in zip(ids, ds, strict=True):
@@ -411,6 +439,18 @@ async def main(quick: bool) -> list[str]:
             rows.append(await virtual_run(n, warm=False, seed=11))
         for row in rows:
             emit(row.md(fixed05.fetches))
+    emit()
+    emit("### Cold start on other durations (virtual clock, exact)")
+    emit()
+    emit(HEADER)
+    n_other = sizes[0]
+    for label, modes in OTHER_DURATIONS:
+        ds = durations(n_other, 11, modes)
+        fixed05 = fixed_row(f"fixed 0.5 s; {label}", 0.5, ds)
+        cold = await virtual_run(n_other, warm=False, seed=11, modes=modes)
+        cold.name = f"JobWatcher, cold start; {label}"
+        emit(fixed05.md(fixed05.fetches))
+        emit(cold.md(fixed05.fetches))
     emit()
     emit("### Real event loop (time-scaled x0.2): CPU per poll")
     emit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ttapi_async import PollSchedule
 from ttapi_async.testing import Duration, FakeTTAPI, ManualClock
 
 
@@ -38,8 +39,9 @@ async def test_my_code_survives_a_rate_limit(fake_ttapi: FakeTTAPI) -> None:
 async def test_time_scaled_fake_scales_the_clients_poll_schedule() -> None:
     """A client from a fake at time_scale 0.01 polls on a schedule 100 times faster."""
     async with FakeTTAPI(time_scale=0.01) as fake, fake.client() as client:
-        assert client.watcher.schedule.first_delay == pytest.approx(0.08)
-        assert client.watcher.schedule.deadline == pytest.approx(9.0)
+        default = PollSchedule()
+        assert client.watcher.schedule.first_delay == pytest.approx(default.first_delay / 100)
+        assert client.watcher.schedule.deadline == pytest.approx(default.deadline / 100)
 
 
 async def test_manual_clock_fake_gives_the_watcher_its_clock() -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 import tenacity
 
 from ttapi_async import PollSchedule
-from ttapi_async._schedule import DurationStats, LearnedWait, poll_state
+from ttapi_async._schedule import (
+    DurationStats,
+    LearnedWait,
+    PendingAges,
+    poll_state,
+    survival_quantiles,
+)
 
 
 def state_at(age: float | None, attempt: int = 1) -> tenacity.RetryCallState:
@@ -139,3 +146,105 @@ def test_scaled_schedule_scales_every_time() -> None:
     assert scaled.deadline == pytest.approx(9.0)
     assert scaled.wait(state_at(None)) == pytest.approx(0.02)
     assert scaled.dense_ratio == PollSchedule().dense_ratio
+
+
+def pending_at(*ages: float) -> PendingAges:
+    pending = PendingAges()
+    for age in ages:
+        pending.add(0.0)
+        pending.move(0.0, age)
+    return pending
+
+
+def test_pending_ages_follow_polls_and_settlements() -> None:
+    """PendingAges moves a job to the age of its last poll and forgets it when removed."""
+    pending = PendingAges()
+    pending.add(0.0)
+    pending.move(0.0, 10.0)
+    pending.move(10.0, 12.0)
+    assert pending.total == 1 and pending.counts[0] == 0 and sum(pending.counts) == 1
+    pending.remove(12.0)
+    assert pending.total == 0 and sum(pending.counts) == 0
+
+
+def test_survival_quantiles_count_the_pending_jobs_of_a_batch() -> None:
+    """With 900 jobs still pending past the 100 finished, the finished hold only 10%."""
+    finished = [float(d) for d in range(1, 101)]  # 1 s .. 100 s
+    quantiles = survival_quantiles(finished, 1.0, pending_at(*[101.0] * 900), [0.05, 0.2])
+    assert quantiles == [51.0, math.inf]  # the plain 5% quantile would be 6 s
+
+
+def test_survival_quantiles_stop_where_a_poll_round_is_under_way() -> None:
+    """Past an age most pending jobs were not seen at yet, no quantile is known."""
+    ages = [15.0] * 100 + [25.0] * 10  # 100 jobs last seen at 15 s, 10 already at 25 s
+    assert survival_quantiles([20.0] * 10, 1.0, pending_at(*ages), [0.01]) == [math.inf]
+
+
+def test_survival_quantiles_without_pending_jobs_are_plain_quantiles() -> None:
+    """With nothing pending the estimate is the plain quantile of the durations."""
+    assert survival_quantiles(FORTY, 1.0, PendingAges(), [0.02, 0.55]) == [
+        FORTY[2],
+        FORTY[55],
+    ]
+
+
+def test_censored_batch_keeps_sparse_polls_before_its_median() -> None:
+    """A batch's fastest finishers do not make its pending jobs poll densely."""
+    schedule = PollSchedule(jitter=0.0)
+    wait = learned(schedule, [10.0 + i * 0.1 for i in range(50)])  # 10 s .. 15 s
+    wait.pending = pending_at(*[16.0] * 950)
+    assert wait.plan() is None  # its median is beyond 16 s: not known yet
+    assert wait(state_at(20.0)) == pytest.approx(20.0 * 0.14)
+
+
+def test_cold_job_keeps_the_tenacity_wait_before_the_onset() -> None:
+    """Before any job of its kind is known to finish, a job follows the tenacity wait."""
+    schedule = PollSchedule(wait=tenacity.wait_fixed(9.0), jitter=0.0)
+    wait = learned(schedule, [])
+    wait.pending = pending_at(*[20.0] * 100)
+    assert wait(state_at(20.0)) == 9.0
+
+
+def test_cold_job_past_the_onset_polls_by_its_age() -> None:
+    """Once some jobs of its kind are known to finish by its age, a cold job polls sparsely."""
+    schedule = PollSchedule(wait=tenacity.wait_fixed(9.0), jitter=0.0)
+    wait = learned(schedule, [12.0, 13.0, 14.0])  # 3 of 1,003: 0.3% > onset_quantile
+    wait.pending = pending_at(*[20.0] * 1000)
+    assert wait.plan() is None
+    assert wait(state_at(20.0)) == pytest.approx(20.0 * 0.14)
+
+
+def test_cold_wait_does_not_overshoot_a_known_onset() -> None:
+    """A cold job younger than the onset is polled again no later than at the onset."""
+    schedule = PollSchedule(wait=tenacity.wait_fixed(9.0), jitter=0.0)
+    wait = learned(schedule, [12.0, 12.0, 14.0])  # 2 of 1,003 by 12 s: the onset
+    wait.pending = pending_at(*[20.0] * 1000)
+    assert wait(state_at(8.0)) == pytest.approx(12.0 - 8.0)
+
+
+def test_small_cold_batch_goes_dense_past_its_known_median() -> None:
+    """Before min_samples, a job past the (censored) median polls at the dense ratio."""
+    schedule = PollSchedule(wait=tenacity.wait_fixed(9.0), jitter=0.0)
+    wait = learned(schedule, [30.0 + i for i in range(10)])  # 10 finished, 30 s .. 39 s
+    wait.pending = pending_at(*[50.0] * 5)
+    assert wait.plan() is None  # fewer than min_samples
+    assert wait(state_at(50.0)) == pytest.approx(50.0 * 0.06)
+
+
+def test_first_poll_comes_before_a_known_onset() -> None:
+    """A new cold job whose kind finishes before the cold first delay is polled earlier."""
+    schedule = PollSchedule(first_delay=8.0, jitter=0.0)
+    wait = learned(schedule, [5.0, 5.5, 6.0])
+    assert wait.first_delay() == pytest.approx(0.9 * 5.0)
+
+
+def test_estimate_cut_short_keeps_what_was_known() -> None:
+    """A poll round under way does not make a known median unknown again."""
+    schedule = PollSchedule(jitter=0.0)
+    wait = learned(schedule, [10.0 + i * 0.1 for i in range(50)])  # 10 s .. 15 s
+    wait.pending = pending_at(*[16.0] * 20)
+    plan = wait.plan()
+    assert plan is not None and plan.dense_from < 16.0
+    wait.pending = pending_at(*([14.0] * 500 + [16.0] * 20))  # a new round, mostly unseen
+    wait.estimate()
+    assert wait(state_at(20.0)) == pytest.approx(20.0 * 0.06)

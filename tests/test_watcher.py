@@ -23,6 +23,7 @@ from ttapi_async import (
     RateLimitError,
 )
 from ttapi_async._models import JobData
+from ttapi_async._schedule import _bin
 from ttapi_async.testing import ManualClock
 
 FIXED = PollSchedule(
@@ -487,3 +488,53 @@ async def test_known_age_shifts_the_first_poll(service: FakeService, clock: Manu
         assert service.calls == []
         await advance(watcher, clock, 0.5)
         assert [t for t, _ in service.calls] == [4.0]
+
+
+async def test_polls_feed_pending_ages_to_the_schedule(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """Each poll that finds a job pending records its age for the censored estimate."""
+    schedule = PollSchedule(first_delay=2.0, wait=tenacity.wait_fixed(1.0), jitter=0.0)
+    async with make_watcher(service, clock, schedule=schedule)() as watcher:
+        service.add("a", 100.0)
+        watcher.watch("a", key="k")
+        pending = watcher._waits["k"].pending
+        assert pending.total == 1 and pending.counts[0] == 1  # not seen pending yet
+        await advance(watcher, clock, 3.0)
+        assert pending.counts[0] == 0 and pending.counts[_bin(3.0)] == 1
+
+
+async def test_settled_jobs_leave_the_pending_ages(service: FakeService, clock: ManualClock) -> None:
+    """A job that succeeds, fails or is cancelled is no longer counted as pending."""
+    schedule = PollSchedule(first_delay=1.0, wait=tenacity.wait_fixed(1.0), jitter=0.0)
+    async with make_watcher(service, clock, schedule=schedule)() as watcher:
+        for job_id, seconds in (("ok", 2.2), ("bad", 2.2), ("gone", 100.0)):
+            service.add(job_id, seconds)
+        service.failing["bad"] = "boom"
+        jobs = [watcher.watch(job_id, key="k") for job_id in ("ok", "bad", "gone")]
+        await advance(watcher, clock, 2.0)
+        assert watcher._waits["k"].pending.total == 3
+        jobs[2].cancel()
+        await advance(watcher, clock, 1.0)
+        assert all(job.done() for job in jobs)
+        assert watcher._waits["k"].pending.total == 0
+        assert sum(watcher._waits["k"].pending.counts) == 0
+
+
+async def test_cold_batch_does_not_learn_from_its_fastest_jobs(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A cold batch whose fastest tenth finished keeps its slow jobs on sparse polls."""
+    schedule = PollSchedule(
+        first_delay=1.0, wait=tenacity.wait_fixed(1.0), min_samples=5, jitter=0.0
+    )
+    async with make_watcher(service, clock, schedule=schedule)() as watcher:
+        for i in range(200):
+            service.add(f"j{i}", 5.0 if i < 20 else 300.0)
+        for i in range(200):
+            watcher.watch(f"j{i}", key="k")
+        await advance(watcher, clock, 30.0)
+        before = service.count("j100")
+        await advance(watcher, clock, 30.0)
+        # Sparse (14% of the age) from 30 s to 60 s is ~5 polls; dense (6%) would be ~12.
+        assert service.count("j100") - before <= 7

@@ -13,18 +13,30 @@ keeps the durations of recent jobs of the same kind (family and model) and polls
 
 all clamped to ``[min_interval, max_interval]``. Placing polls at a fixed fraction of
 the job's age keeps the detection delay a fixed fraction of the duration; placing the
-dense ones where jobs finish keeps the count of fetches low. The dense part runs to the
-end (``dense_to=1.0``) on purpose: while a big batch runs, the recent durations are
-those of its fastest jobs (the slow ones have not finished yet), so the quantiles read
-low; an open-ended dense part turns that bias into a few more fetches instead of late
-detections. Until ``min_samples``
-durations are known (a cold start), it delegates to a plain tenacity strategy: a first
-delay, then exponential backoff with jitter up to a cap.
+dense ones where jobs finish keeps the count of fetches low.
+
+The quantiles are a survival (Kaplan-Meier) estimate, not plain quantiles of the
+durations seen: a job still pending is a right-censored observation, its age at its
+last poll a lower bound of its duration. Without that, the first durations learned
+during a big batch are those of its fastest jobs (the slow ones are still running),
+the median reads far too low and dense polling starts far too early. With it, a
+quantile is known only once enough of the jobs observed that long have finished; the
+estimate stops where fewer than half of the jobs that may have reached an age have
+been seen at it (the others' last poll was earlier). The dense part still runs to the
+end (``dense_to=1.0``): after the median, the chance of finishing soon only grows.
+
+On a cold start (fewer than ``min_samples`` durations, or a quantile not known yet) a
+job is placed by what is known so far: before ``onset_quantile`` of the jobs of its
+kind are known to have finished by its age, by a plain tenacity strategy (by default
+a first delay, then exponential backoff with jitter up to a cap: about 25% of the age
+between polls); past that onset, by the sparse and dense fractions of its age, dense
+once the median (``dense_from``) is known to be behind it.
 """
 
 from __future__ import annotations
 
 import array
+import math
 import random
 from typing import Any, cast
 
@@ -32,7 +44,14 @@ import attrs
 import tenacity
 from tenacity.wait import wait_base
 
-__all__ = ["DurationStats", "LearnedWait", "PollSchedule", "poll_state", "wait_scaled"]
+__all__ = [
+    "DurationStats",
+    "LearnedWait",
+    "PendingAges",
+    "PollSchedule",
+    "poll_state",
+    "wait_scaled",
+]
 
 
 class wait_scaled(wait_base):
@@ -77,6 +96,9 @@ class PollSchedule:
     max_first_delay: float = 120.0
     #: the quantile of recent durations at which the first poll is placed
     first_quantile: float = 0.02
+    #: on a cold start, the share of jobs known to have finished by an age from which
+    #: the learned fractions of the age replace the tenacity wait
+    onset_quantile: float = 0.001
     #: intervals as a fraction of the job's age, inside and outside the quantiles
     #: [dense_from, dense_to] of recent durations (dense_to=1.0: no upper end)
     dense_ratio: float = 0.06
@@ -149,15 +171,23 @@ class DurationStats:
         # the quantiles fresh enough at a negligible share of the per-poll cost.
         return not self._sorted or self._dirty * 16 >= len(self._values)
 
+    @property
+    def count(self) -> int:
+        """Return how many durations were added in all (the kept ones are a sample)."""
+        return self._count
+
+    def ordered(self) -> list[float]:
+        """Return the kept durations sorted (sorting again only when stale)."""
+        if self._values and self.stale():
+            self._sorted = sorted(self._values)
+            self._dirty = 0
+        return self._sorted
+
     def quantile(self, q: float) -> float:
         """Return the ``q`` quantile (0..1) of the kept durations; 0.0 when there are none."""
-        values = self._values
-        if not values:
+        if not self._values:
             return 0.0
-        if self.stale():
-            self._sorted = sorted(values)
-            self._dirty = 0
-        ordered = self._sorted
+        ordered = self.ordered()
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def snapshot(self) -> list[float]:
@@ -179,11 +209,121 @@ class Plan:
         return f"Plan(first={self.first:.3g}, dense={self.dense_from:.3g}..{self.dense_to:.3g})"
 
 
+#: PendingAges bins: 16 per octave from 1 ms (bin 0: never seen pending) to ~12 days.
+_PER_OCTAVE = 16
+_BASE = 1e-3
+_NBINS = 30 * _PER_OCTAVE + 2
+_SCALE = 1.0 / _BASE
+_log2 = math.log2
+
+
+def _bin(age: float) -> int:
+    if age < _BASE:
+        return 0
+    return min(int(_log2(age * _SCALE) * _PER_OCTAVE) + 1, _NBINS - 1)
+
+
+class PendingAges:
+    """The right-censored observations of one kind: how many pending jobs were last seen
+    pending at each age (a histogram with 16 bins per octave, so ~4% resolution).
+
+    The watcher moves a job's count on each poll that finds it pending and removes it
+    when it settles; a job never polled yet sits in bin 0 and tells nothing. Per-job
+    cost: none (the age at the last poll is derived from the job's own fields).
+    """
+
+    __slots__ = ("counts", "moves", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * _NBINS
+        self.total = 0
+        #: polls since the estimate was last computed (a trigger to compute it again)
+        self.moves = 0
+
+    def add(self, age: float) -> None:
+        """Count one pending job last seen pending at ``age`` (0: not seen yet)."""
+        self.counts[_bin(age)] += 1
+        self.total += 1
+
+    def move(self, old: float, new: float) -> None:
+        """Record that a job last seen pending at ``old`` was seen pending at ``new``."""
+        # _bin() inlined: this runs on every poll.
+        b = int(_log2(old * _SCALE) * _PER_OCTAVE) + 1 if old >= _BASE else 0
+        c = int(_log2(new * _SCALE) * _PER_OCTAVE) + 1 if new >= _BASE else 0
+        if b == c:
+            return
+        counts = self.counts
+        if b >= _NBINS or c >= _NBINS:
+            b = min(b, _NBINS - 1)
+            c = min(c, _NBINS - 1)
+        if counts[b] > 0:
+            counts[b] -= 1
+            counts[c] += 1
+            self.moves += 1
+
+    def remove(self, age: float) -> None:
+        """Forget a job last seen pending at ``age`` (it settled)."""
+        counts = self.counts
+        b = _bin(age)
+        if counts[b] > 0:
+            counts[b] -= 1
+            self.total -= 1
+
+
+def survival_quantiles(
+    durations: list[float], weight: float, pending: PendingAges, qs: list[float]
+) -> list[float]:
+    """Return the ``qs`` quantiles (ascending) of a Kaplan-Meier estimate; inf when unknown.
+
+    ``durations`` are sorted finished durations, each standing for ``weight`` jobs;
+    ``pending`` holds the censored ones. A pending job counts as at risk up to the upper
+    edge of its bin. The estimate stops at the first duration past which fewer jobs are
+    known to have run (finished later, or seen pending later) than may have run unseen
+    (pending, last seen earlier): there a poll round is under way and the few jobs
+    already polled would tell the hazard of all.
+    """
+    out = [math.inf] * len(qs)
+    n = len(durations)
+    counts = pending.counts
+    seen = pending.total - counts[0]
+    if n == 0 or not qs:
+        return out
+    if seen <= 0:
+        return [durations[min(n - 1, int(q * n))] for q in qs]
+    suffix = [0] * (_NBINS + 1)
+    acc = 0
+    for b in range(_NBINS - 1, 0, -1):
+        acc += counts[b]
+        suffix[b] = acc
+    survival = 1.0
+    k = 0
+    target = qs[0] + 1e-9
+    for i, x in enumerate(durations):
+        later = suffix[_bin(x)]
+        at_risk = weight * (n - i) + later
+        if seen - later > at_risk:
+            break
+        survival *= 1.0 - weight / at_risk
+        while 1.0 - survival > target:
+            out[k] = x
+            k += 1
+            if k == len(qs):
+                return out
+            target = qs[k] + 1e-9
+    return out
+
+
+def _known(new: float, old: float) -> float:
+    return new if new < math.inf else old
+
+
 class LearnedWait(wait_base):
     """A tenacity wait that places polls by the durations of recent jobs of one kind.
 
-    A job keeps the ``Plan`` current when it was submitted: the jobs of a batch must not
-    learn from the batch's own fastest jobs while its slow ones are still running.
+    ``stats`` holds finished durations, ``pending`` the ages at which the jobs still
+    pending were last seen (fed by the watcher); quantiles combine both (see the module
+    docstring). A job keeps the ``Plan`` current when it was submitted, once every
+    quantile is known; before that (a cold start), it follows what is known at each poll.
     Called as a plain tenacity wait, it uses the current plan.
     """
 
@@ -196,41 +336,123 @@ class LearnedWait(wait_base):
         self.schedule = schedule
         self.stats = stats
         self.rng = rng or random.Random()
+        self.pending = PendingAges()
         self._plan: Plan | None = None
+        self._fresh = False
+        self._at_count = 0
+        #: survival estimates (inf: not known yet)
+        self._onset = math.inf
+        self._first = math.inf
+        self._dense_from = math.inf
+        self._dense_to = math.inf
 
     def ready(self) -> bool:
         """Tell whether enough durations are known to use the learned schedule."""
         return self.schedule.learn and len(self.stats) >= self.schedule.min_samples
 
-    def plan(self) -> Plan | None:
-        """Return the plan for a job submitted now (None on a cold start)."""
-        if not self.ready():
-            return None
-        if self._plan is None or self.stats.stale():
-            s = self.schedule
-            q = self.stats.quantile
+    def _stale(self) -> bool:
+        # Estimate again after 1/16th of the sample's size in new durations (at least one),
+        # or after polls worth a quarter of the pending jobs (at least 64).
+        pending = self.pending
+        stats = self.stats
+        return (
+            (stats.count - self._at_count) * 16 >= max(len(stats), 16)
+            or pending.moves * 4 >= max(64, pending.total)
+            or not self._fresh
+        )
+
+    def estimate(self) -> None:
+        """Compute the quantiles again from the finished and the pending jobs."""
+        s = self.schedule
+        stats = self.stats
+        ordered = stats.ordered()
+        self.pending.moves = 0
+        self._at_count = stats.count
+        self._fresh = True
+        wanted = [s.onset_quantile, s.first_quantile, s.dense_from]
+        if s.dense_to < 1.0:
+            wanted.append(s.dense_to)
+        qs = sorted(set(wanted))
+        weight = 1.0
+        if ordered:
+            # How many finished jobs the kept sample stands for: all of them while a batch
+            # runs (they weigh against its pending jobs), fading to 16 windows after.
+            mass = min(stats.count, max(16 * stats.window, 2 * self.pending.total))
+            weight = max(mass, len(ordered)) / len(ordered)
+        found = dict(zip(qs, survival_quantiles(ordered, weight, self.pending, qs), strict=True))
+        # An estimate cut short (a poll round under way) does not forget what the last one
+        # knew; any new value replaces the old one.
+        self._onset = _known(found[s.onset_quantile], self._onset)
+        self._first = _known(found[s.first_quantile], self._first)
+        self._dense_from = _known(found[s.dense_from], self._dense_from)
+        self._dense_to = _known(found[s.dense_to], self._dense_to) if s.dense_to < 1.0 else math.inf
+        known = (
+            self._first < math.inf
+            and self._dense_from < math.inf
+            and (s.dense_to >= 1.0 or self._dense_to < math.inf)
+        )
+        if self.ready() and known:
             # Slightly under the quantile: the estimate comes from detected finishes, and
             # a first poll that creeps later would make every early job late.
-            first = min(max(q(s.first_quantile) * 0.9, s.min_first_delay), s.max_first_delay)
-            to = q(s.dense_to) if s.dense_to < 1.0 else float("inf")
-            self._plan = Plan(first, q(s.dense_from), to)
+            first = min(max(self._first * 0.9, s.min_first_delay), s.max_first_delay)
+            self._plan = Plan(first, self._dense_from, self._dense_to)
+        else:
+            self._plan = None
+
+    def plan(self) -> Plan | None:
+        """Return the plan for a job submitted now (None on a cold start)."""
+        if not self.schedule.learn:
+            return None
+        if self._stale():
+            self.estimate()
         return self._plan
 
     def first_delay(self, plan: Plan | None = None) -> float:
         """Return the delay of a new job's first poll."""
         plan = plan or self.plan()
-        first = self.schedule.first_delay if plan is None else plan.first
+        s = self.schedule
+        if plan is not None:
+            first = plan.first
+        else:
+            first = s.first_delay
+            if s.learn:
+                if self.ready() and self._first < math.inf:
+                    first = min(max(self._first * 0.9, s.min_first_delay), s.max_first_delay)
+                elif self._onset < first:
+                    # Jobs of this kind are already finishing before the cold first poll.
+                    first = max(self._onset * 0.9, s.min_first_delay)
         # Jobs submitted together must not all poll in the same millisecond.
-        return first * (1.0 - self.schedule.jitter * self.rng.random())
+        return first * (1.0 - s.jitter * self.rng.random())
 
     def delay(self, retry_state: tenacity.RetryCallState, plan: Plan | None) -> float:
         """Return the wait after a poll of a job whose polls follow ``plan``."""
         s = self.schedule
         age = retry_state.seconds_since_start
-        if age is None or plan is None or not s.learn:
+        if age is None or not s.learn:
             delay = s.wait(retry_state)
             return min(max(delay, s.min_interval), s.max_interval)
-        return self.learned(age, plan)
+        if plan is not None:
+            return self.learned(age, plan)
+        return self.cold(age, retry_state)
+
+    def cold(self, age: float, retry_state: tenacity.RetryCallState) -> float:
+        """Return the wait after a poll at ``age`` while some quantile is not known yet."""
+        s = self.schedule
+        if self._stale():
+            self.estimate()
+        onset = self._onset
+        if age < onset:
+            # Before jobs of this kind are known to finish: the tenacity wait, but not
+            # past the onset once it is known.
+            delay = s.wait(retry_state)
+            if onset < math.inf:
+                delay = min(delay, max(onset - age, age * s.sparse_ratio))
+            return min(max(delay, s.min_interval), s.max_interval)
+        dense = self._dense_from <= age <= self._dense_to
+        delay = age * (s.dense_ratio if dense else s.sparse_ratio)
+        if s.jitter:
+            delay *= 1.0 - s.jitter * self.rng.random()
+        return min(max(delay, s.min_interval), s.max_interval)
 
     def learned(self, age: float, plan: Plan) -> float:
         """Return the learned wait after a poll at ``age`` (the watcher's hot path)."""

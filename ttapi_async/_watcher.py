@@ -295,7 +295,8 @@ class JobWatcher:
             ends = (now if age is None else started) + self.schedule.deadline
         else:
             ends = now + deadline
-        plan = kind.wait.plan()
+        wait = kind.wait
+        plan = wait.plan()
         job = Job(
             job_id,
             self,
@@ -306,7 +307,10 @@ class JobWatcher:
             plan=plan,
         )
         self._jobs[job_id] = job
-        first = 0.0 if age is None else max(kind.wait.first_delay(plan) - age, 0.0)
+        if age is not None:
+            # A right-censored observation of its kind's durations, not seen pending yet.
+            wait.pending.add(0.0)
+        first = 0.0 if age is None else max(wait.first_delay(plan) - age, 0.0)
         self._push(job, now + first)
         self._ensure_running()
         return job
@@ -352,6 +356,8 @@ class JobWatcher:
         if isinstance(outcome, BaseException):
             outcome = _Failure(outcome)
         self._jobs.pop(job.id, None)
+        if job._flags & LEARNABLE:
+            job._kind.wait.pending.remove(job._prev - job._started)
         self.settled += 1
         job._settle(outcome)
         if not self._jobs:
@@ -535,6 +541,9 @@ class JobWatcher:
             job._flags |= LOGGED_UNKNOWN
             logger.warning("job %s: unknown status %r, treated as pending", job.id, value)
         job._polls += 1
+        if job._flags & LEARNABLE:
+            # Seen pending at this age: its duration is at least that (see _schedule).
+            job._kind.wait.pending.move(job._prev - job._started, now - job._started)
         job._prev = now
         job._flags &= ~HINTED  # a callback that did not come true says nothing of the end
         if now >= job._deadline:
