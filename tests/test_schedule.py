@@ -52,7 +52,7 @@ def test_default_cold_wait_backs_off_with_jitter_to_a_cap() -> None:
     wait = learned(PollSchedule(), [])
     first = [wait(state_at(None, 1)) for _ in range(50)]
     assert all(2.0 <= w <= 2.5 for w in first) and len(set(first)) > 1
-    assert 2.5 < wait(state_at(None, 3)) <= 3.6
+    assert 3.125 <= wait(state_at(None, 3)) <= 3.625
     assert 15.0 <= wait(state_at(None, 40)) <= 15.5
 
 

@@ -504,7 +504,9 @@ async def test_polls_feed_pending_ages_to_the_schedule(
         assert pending.counts[0] == 0 and pending.counts[_bin(3.0)] == 1
 
 
-async def test_settled_jobs_leave_the_pending_ages(service: FakeService, clock: ManualClock) -> None:
+async def test_settled_jobs_leave_the_pending_ages(
+    service: FakeService, clock: ManualClock
+) -> None:
     """A job that succeeds, fails or is cancelled is no longer counted as pending."""
     schedule = PollSchedule(first_delay=1.0, wait=tenacity.wait_fixed(1.0), jitter=0.0)
     async with make_watcher(service, clock, schedule=schedule)() as watcher:

@@ -79,10 +79,11 @@ class PollSchedule:
 
     ``wait`` is any tenacity wait strategy (``tenacity.wait_fixed(2)``...): it gives the
     delay after poll number ``attempt_number``. With ``learn`` (the default), it only
-    serves until enough jobs of the same kind have finished; then the learned schedule
-    described in this module's docstring takes over, within ``min_interval`` and
-    ``max_interval``. ``deadline`` is how long a job is watched before
-    ``JobTimeoutError``. ``first_delay`` is the first poll's delay on a cold start.
+    serves until jobs of the same kind are known to be finishing at the job's age
+    (counting the jobs still pending: see this module's docstring); then the learned
+    schedule takes over, within ``min_interval`` and ``max_interval``. ``deadline`` is
+    how long a job is watched before ``JobTimeoutError``. ``first_delay`` is the first
+    poll's delay on a cold start.
     """
 
     first_delay: float = 8.0
@@ -339,7 +340,8 @@ class LearnedWait(wait_base):
         self.pending = PendingAges()
         self._plan: Plan | None = None
         self._fresh = False
-        self._at_count = 0
+        self._next_count = 0
+        self._next_moves = 0
         #: survival estimates (inf: not known yet)
         self._onset = math.inf
         self._first = math.inf
@@ -352,12 +354,11 @@ class LearnedWait(wait_base):
 
     def _stale(self) -> bool:
         # Estimate again after 1/16th of the sample's size in new durations (at least one),
-        # or after polls worth a quarter of the pending jobs (at least 64).
-        pending = self.pending
-        stats = self.stats
+        # or after polls worth a quarter of the pending jobs (at least 16). Called on every
+        # poll of a cold job: the thresholds are computed by estimate().
         return (
-            (stats.count - self._at_count) * 16 >= max(len(stats), 16)
-            or pending.moves * 4 >= max(64, pending.total)
+            self.stats._count >= self._next_count
+            or self.pending.moves >= self._next_moves
             or not self._fresh
         )
 
@@ -367,7 +368,8 @@ class LearnedWait(wait_base):
         stats = self.stats
         ordered = stats.ordered()
         self.pending.moves = 0
-        self._at_count = stats.count
+        self._next_count = stats.count + max(len(stats) // 16, 1)
+        self._next_moves = max(64, self.pending.total) // 4
         self._fresh = True
         wanted = [s.onset_quantile, s.first_quantile, s.dense_from]
         if s.dense_to < 1.0:
