@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from _fake_support import client as client
+from _fake_support import clock as clock
+from _fake_support import requests_to
 
 from ttapi_async import (
     AsyncTTAPI,
@@ -28,22 +30,7 @@ SUBMIT_4O = "POST /openai/4o-image/generations"
 
 
 def count(fake: FakeTTAPI, endpoint: str) -> int:
-    return sum(fake.stats().by_endpoint.get(endpoint, {}).values())
-
-
-@pytest.fixture
-def clock(fake_ttapi: FakeTTAPI) -> ManualClock:
-    """Return the fake's manual clock."""
-    assert isinstance(fake_ttapi.clock, ManualClock)
-    return fake_ttapi.clock
-
-
-@pytest.fixture
-async def client(fake_ttapi: FakeTTAPI, clock: ManualClock) -> AsyncIterator[AsyncTTAPI]:
-    """Yield a client of the fake whose watcher runs on the fake's clock, uncapped."""
-    async with fake_ttapi.client() as client:
-        client.watcher.configure(clock=clock, max_per_second=None)
-        yield client
+    return requests_to(fake, endpoint)
 
 
 async def settle(client: AsyncTTAPI, clock: ManualClock, seconds: float) -> None:

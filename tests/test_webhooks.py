@@ -9,6 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 import tenacity
+from _fake_support import client as client
+from _fake_support import clock as clock
+from _fake_support import requests_to
 from aiohttp import web
 
 from ttapi_async import AsyncTTAPI, InvalidRequestError, JobWatcher, PollSchedule
@@ -21,22 +24,7 @@ FETCH_4O = "POST /openai/4o-image/fetch"
 
 
 def fetches(fake: FakeTTAPI) -> int:
-    return sum(fake.stats().by_endpoint.get(FETCH_4O, {}).values())
-
-
-@pytest.fixture
-def clock(fake_ttapi: FakeTTAPI) -> ManualClock:
-    """Return the fake's manual clock."""
-    assert isinstance(fake_ttapi.clock, ManualClock)
-    return fake_ttapi.clock
-
-
-@pytest.fixture
-async def client(fake_ttapi: FakeTTAPI, clock: ManualClock) -> AsyncIterator[AsyncTTAPI]:
-    """Yield a client of the fake whose watcher runs on the fake's clock."""
-    async with fake_ttapi.client() as client:
-        client.watcher.configure(clock=clock, max_per_second=None)
-        yield client
+    return requests_to(fake, FETCH_4O)
 
 
 @pytest.fixture
