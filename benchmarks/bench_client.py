@@ -1,6 +1,6 @@
 """Compare ttapi_async ``images.generate`` with bare aiohttp and the official openai SDK.
 
-Run: ``python benchmarks/bench_client.py [--calls 5000] [--rounds 3] [--no-pin]`` (about two
+Run: ``python benchmarks/bench_client.py [--calls 5000] [--rounds 5] [--no-pin]`` (about two
 minutes; the report goes to stdout and to benchmarks/results/client.md unless ``--write ''``).
 
 One local aiohttp.web server runs in its own process (its CPU never counts as the client's)
@@ -327,7 +327,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help=argparse.SUPPRESS)
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per phase (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per phase (median)")
     parser.add_argument("--big-calls", type=int, default=200)
     parser.add_argument("--big-concurrency", type=int, default=16)
     parser.add_argument("--only", choices=CLIENTS, action="append", help="run only these")

@@ -122,3 +122,63 @@ def test_malformed_large_body_still_raises(body: bytes) -> None:
 def test_small_bodies_parse_as_json_loads_does(body: bytes) -> None:
     """Small bodies in any encoding json.loads accepts give json.loads's result."""
     assert _bigjson.loads(body) == json.loads(body)
+
+
+# --- the small-body fast path and dumps(): the json module's results and errors --------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, pad=st.sampled_from(["", " ", "\n\t\r ", "\x0b", " x", "]"]))
+def test_small_text_parses_and_fails_as_json_loads_does(value: Any, pad: str) -> None:
+    """Trailing whitespace, extra data and odd spaces: the same value or the same error."""
+    text = json.dumps({"v": value}) + pad
+    try:
+        expected: Any = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(type(exc)) as caught:
+            _bigjson.loads(text.encode())
+        assert str(caught.value) == str(exc)
+    else:
+        assert _bigjson.loads(text.encode()) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a": ', b'{"a": 1,}', b"[1, 2", b'{"a": tru}', b'{"a": 1}}', b"{", b"[" * 5000],
+)
+def test_small_malformed_body_raises_json_loads_error(body: bytes) -> None:
+    """Each malformed small body raises what json.loads raises (type and message)."""
+    with pytest.raises((ValueError, RecursionError)) as expected:
+        json.loads(body)
+    with pytest.raises(type(expected.value)) as caught:
+        _bigjson.loads(body)
+    assert str(caught.value) == str(expected.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.dictionaries(
+        st.text(max_size=8),
+        json_values | st.floats(allow_nan=True, allow_infinity=True),
+        max_size=6,
+    )
+)
+def test_dumps_equals_json_dumps(body: dict[str, Any]) -> None:
+    """Request bodies are byte for byte what json.dumps(...).encode() gives."""
+    assert _bigjson.dumps(body) == json.dumps(body).encode()
+
+
+def test_dumps_raises_json_dumps_errors() -> None:
+    """A circular body or an unencodable value raises json.dumps's own error, every time."""
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    for _ in range(2):  # the second call must not see state left by the first
+        with pytest.raises(ValueError, match="Circular reference detected"):
+            _bigjson.dumps(circular)
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            _bigjson.dumps({"x": object()})
+    assert _bigjson.dumps({"x": [1, "é"]}) == json.dumps({"x": [1, "é"]}).encode()
+
+
+def test_dumps_of_non_dict_is_json_dumps() -> None:
+    assert _bigjson.dumps([1, {"a": None}]) == b'[1, {"a": null}]'  # type: ignore[arg-type]

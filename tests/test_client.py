@@ -517,3 +517,46 @@ async def test_aclose_closes_the_session_even_if_a_callback_fails() -> None:
     with pytest.raises(RuntimeError, match="watcher broke"):
         await c.aclose()
     assert session.closed and c.closed
+
+
+# --- the hot path's shortcuts keep their meaning -------------------------------------------
+
+
+def test_client_timeout_follows_changes_to_the_attributes() -> None:
+    """``client.timeout`` / ``connect_timeout`` changed after construction apply to new calls."""
+    c = AsyncTTAPI(api_key=API_KEY, timeout=10.0, connect_timeout=3.0)
+    first = c._client_timeout(None)
+    assert (first.total, first.sock_connect) == (10.0, 3.0)
+    assert c._client_timeout(None) is first
+    c.timeout = 20.0
+    assert (c._client_timeout(None).total, c._client_timeout(None).sock_connect) == (20.0, 3.0)
+    c.connect_timeout = None
+    assert c._client_timeout(None).sock_connect is None
+    c.timeout, c.connect_timeout = 10.0, 3.0
+    assert c._client_timeout(None) is first
+
+
+def test_url_joins_paths_and_keeps_full_urls() -> None:
+    c = AsyncTTAPI(api_key=API_KEY, base_url="http://127.0.0.1:9/")
+    assert c._url("/v1/images/generations") == "http://127.0.0.1:9/v1/images/generations"
+    assert c._url("https://cdn.example/a.png") == "https://cdn.example/a.png"
+    assert c._url("http://cdn.example/a.png") == "http://cdn.example/a.png"
+    assert c._url("v1/x") == "http://127.0.0.1:9v1/x"  # as before: no slash is added
+
+
+async def test_calls_give_their_connection_back(server: LocalServer) -> None:
+    """Successes and error answers alike release the connection: one socket serves them all."""
+    server.reply("POST", GENERATIONS, json_answer(GENERATION_OK))
+    async with AsyncTTAPI(api_key=API_KEY, base_url=server.url, max_connections=1) as c:
+        for _ in range(3):
+            await _generate(c)
+        server.reply("POST", GENERATIONS, json_answer({"error": {"message": "no"}}, status=400))
+        for _ in range(2):
+            with pytest.raises(BadRequestError):
+                await _generate(c)
+        server.reply("POST", GENERATIONS, json_answer(GENERATION_OK))
+        await asyncio.wait_for(_generate(c), timeout=5)
+        session = c._get_session()
+        connector = session.connector
+        assert connector is not None
+        assert len(connector._acquired) == 0  # nothing left checked out

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ttapi_async import _params
 from ttapi_async._errors import InvalidRequestError
 from ttapi_async._params import (
     GPT_IMAGE_MODELS,
@@ -901,3 +902,89 @@ def test_gpt_image_2_plus_size_matches_oracle(width: int, height: int, snap: boo
         validate_gpt_job(params)
     else:
         assert error_of(validate_gpt_job, params).param == "size"
+
+
+# ---------------------------------------------------------------------------------------------
+# validate_generate's memo of valid settings (speed only: it must never change an outcome)
+# ---------------------------------------------------------------------------------------------
+
+
+def _outcome(params: Mapping[str, Any]) -> tuple[str, object, str] | None:
+    """Return (param, value, message) of the error validate_generate raises, or None."""
+    try:
+        validate_generate(params)
+    except InvalidRequestError as exc:
+        return (str(exc.param), exc.value, str(exc))
+    return None
+
+
+class _Str(str):
+    pass
+
+
+prompts = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["", "   ", "p" * 1001, "p" * 4001, "p" * 32001]),
+    st.none(),
+    st.integers(),
+    st.just(["a"]),
+)
+
+
+@HYPOTHESIS
+@given(params=valid_generate_params(), prompt=prompts, drop_prompt=st.booleans())
+def test_generate_memo_gives_the_full_checks_outcome(
+    params: dict[str, Any], prompt: Any, drop_prompt: bool
+) -> None:
+    """With the settings remembered as valid, any new prompt fails or passes exactly as the
+    full checks (memo emptied) say: same parameter, value and message."""
+    validate_generate(params)  # remembered now (when memoizable)
+    if drop_prompt:
+        changed = {k: v for k, v in params.items() if k != "prompt"}
+    else:
+        changed = {**params, "prompt": prompt}
+    remembered = _outcome(changed)
+    _params._VALID_GENERATE.clear()
+    assert remembered == _outcome(changed)
+
+
+@pytest.mark.parametrize(
+    ("valid", "invalid", "param"),
+    [
+        ({"n": 1}, {"n": True}, "n"),  # True == 1 to a dict key, never to the rules
+        ({"n": 2}, {"n": 2.0}, "n"),
+        ({"quality": "high"}, {"quality": _Str("high")}, None),  # a str subclass: not memoized
+    ],
+)
+def test_generate_memo_tells_types_apart(
+    valid: dict[str, Any], invalid: dict[str, Any], param: str | None
+) -> None:
+    """A value equal to a remembered one but of another type is checked in full."""
+    validate_generate(gen(model="gpt-image-1", **valid))
+    params = gen(model="gpt-image-1", **invalid)
+    remembered = _outcome(params)
+    _params._VALID_GENERATE.clear()
+    assert remembered == _outcome(params)
+    if param is not None:
+        assert remembered is not None and remembered[0] == param
+
+
+def test_generate_memo_stays_bounded() -> None:
+    """Many distinct valid settings never grow the memo past its cap."""
+    for i in range(_params._MEMO_MAX * 2):
+        validate_generate(gen(model="gpt-image-1", user=f"user-{i}"))
+        assert len(_params._VALID_GENERATE) <= _params._MEMO_MAX
+
+
+def test_generate_memo_does_not_skip_unknown_or_invalid() -> None:
+    """Only a fully valid set is remembered: an invalid one fails every time."""
+    bad = gen(model="gpt-image-1", size="2048x2048")
+    for _ in range(2):
+        assert error_of(validate_generate, bad).param == "size"
+    validate_generate(gen(model="gpt-image-1", size="1024x1024"))
+    assert error_of(validate_generate, {"model": "gpt-image-1", "size": "1024x1024"}).param == (
+        "prompt"
+    )
+    assert error_of(validate_generate, gen(model="gpt-image-1", size="1024x1024", k=1)).param == (
+        "k"
+    )

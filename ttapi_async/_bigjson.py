@@ -15,11 +15,13 @@ a non-ASCII byte, no closing quote) falls back to plain ``json.loads``.
 from __future__ import annotations
 
 import json
+import json.encoder
+import json.scanner
 import re
 import secrets
 from typing import Any, Final
 
-__all__ = ["BIG_BODY_BYTES", "loads"]
+__all__ = ["BIG_BODY_BYTES", "dumps", "loads"]
 
 #: Bodies at least this long take the fast path; smaller ones gain nothing from it.
 BIG_BODY_BYTES: Final = 64 * 1024
@@ -29,6 +31,55 @@ _KEY: Final = re.compile(rb'"b64_json"\s*:\s*"')
 _PLACEHOLDER: Final = f"\x00ttapi-b64-{secrets.token_hex(8)}-"
 _PLACEHOLDER_JSON: Final = json.dumps(_PLACEHOLDER)[1:-1].encode()
 
+# json.loads(text) and json.dumps(obj) with their default settings, minus what they redo on
+# every call: loads' type checks and two whitespace regexes, dumps' building of a new C
+# encoder. Both are the json module's own C parts, so the results are the same; anything
+# they do not take (an error, a circular structure, a type json cannot encode) is handed to
+# json.loads / json.dumps, so that errors are json's own too.
+_scan: Final = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+_TRAILING_SPACE: Final = re.compile(r"[ \t\n\r]*")
+_DEFAULT_ENCODER: Final = json.JSONEncoder()
+_c_encode: Final = (
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        # No markers dict: one shared across calls could keep ids after a failed call. A
+        # circular structure then ends in RecursionError, and json.dumps reports it as json.
+        None,
+        _DEFAULT_ENCODER.default,
+        json.encoder.encode_basestring_ascii,
+        None,  # indent
+        _DEFAULT_ENCODER.key_separator,
+        _DEFAULT_ENCODER.item_separator,
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else None
+)
+
+
+def dumps(obj: Any) -> bytes:
+    """Return ``json.dumps(obj).encode()`` (the request bodies' encoding)."""
+    if _c_encode is not None and obj.__class__ is dict:
+        try:
+            return "".join(_c_encode(obj, 0)).encode()
+        except Exception:  # RecursionError included: json.dumps raises json's own error
+            pass
+    return json.dumps(obj).encode()
+
+
+def _loads_text(text: str) -> Any:
+    """Return ``json.loads(text)`` for a text that starts with ``{`` or ``[``."""
+    try:
+        obj, end = _scan(text, 0)
+    except Exception:  # StopIteration, JSONDecodeError, RecursionError: json's own error
+        return json.loads(text)
+    if end != len(text):
+        rest = _TRAILING_SPACE.match(text, end)
+        if rest is None or rest.end() != len(text):
+            return json.loads(text)  # "Extra data"
+    return obj
+
 
 def loads(body: bytes) -> Any:
     """Return ``json.loads(body)``, faster when the body holds large ``b64_json`` values."""
@@ -36,7 +87,7 @@ def loads(body: bytes) -> Any:
         if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
             # UTF-8 (the JSON RFC's only encoding): skip json's encoding sniffing. The error
             # handler is the one json.loads(bytes) uses, so both accept the same bodies.
-            return json.loads(body.decode("utf-8", "surrogatepass"))
+            return _loads_text(body.decode("utf-8", "surrogatepass"))
         return json.loads(body)
     lifted = _lift(body)
     if lifted is None:

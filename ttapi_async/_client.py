@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import logging
 import os
 import time
@@ -18,6 +17,7 @@ import aiohttp
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from ._bigjson import dumps
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -131,7 +131,10 @@ class AsyncTTAPI:
         self._session: aiohttp.ClientSession | None = session
         self._state = _State.UNOPENED
         self._close_callbacks: list[Callable[[], Awaitable[None]]] = []
-        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._last_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {
+            (timeout, connect_timeout): self._last_timeout
+        }
         # Case-insensitive and built once: aiohttp takes a multidict as is (a dict it would
         # convert on every request), and a caller's "user-agent" replaces ours instead of
         # going out beside it. The key is always the one given as api_key.
@@ -233,11 +236,17 @@ class AsyncTTAPI:
             # Not cached: a caller passing what is left of a deadline gives a new value on
             # every call, and a cache keyed on it would grow without end.
             return aiohttp.ClientTimeout(total=options.timeout, sock_connect=self.connect_timeout)
+        last = self._last_timeout
+        # Both are public and may be changed between calls: the last one built is reused
+        # only while they still hold what it was built from.
+        if last.total == self.timeout and last.sock_connect == self.connect_timeout:
+            return last
         key = (self.timeout, self.connect_timeout)
         cached = self._timeouts.get(key)
         if cached is None:
             cached = aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout)
             self._timeouts[key] = cached
+        self._last_timeout = cached
         return cached
 
     def _retrying(self, *, idempotent: bool, options: RequestOptions | None) -> Any:
@@ -253,6 +262,8 @@ class AsyncTTAPI:
         )
 
     def _url(self, path: str) -> str:
+        if path[:1] == "/":  # an endpoint's path: the common case, and never a full URL
+            return self.base_url + path
         return path if path.startswith(("http://", "https://")) else self.base_url + path
 
     def _headers(self, options: RequestOptions | None, *, json_body: bool) -> Mapping[str, str]:
@@ -279,27 +290,50 @@ class AsyncTTAPI:
         ``idempotent`` says whether repeating the request is harmless (polls) or could
         create paid work twice (every submitting POST); see ``_retry.should_retry``.
         """
-        data = json.dumps(json_body).encode() if json_body is not None else None
+        data = dumps(json_body) if json_body is not None else None
         headers = self._headers(options, json_body=data is not None)
         url = self._url(path)
         timeout = self._client_timeout(options)
-
-        def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
-            payload = data if form is None else form()
-            return self._attempt(
-                method, url, headers=headers, data=payload, params=params, timeout=timeout
-            )
-
+        # The first attempt is _attempt() written out here: the success path, which nearly
+        # every call takes, then costs no coroutine of ours beyond this one. Retries (if any)
+        # go through _attempt(), driven by tenacity.
         try:
-            status, resp_headers, body = await self._attempt(
-                method,
-                url,
-                headers=headers,
-                data=data if form is None else form(),
-                params=params,
-                timeout=timeout,
-            )
+            session = self._get_session()
+            debug = logger.isEnabledFor(logging.DEBUG)
+            started = time.perf_counter() if debug else 0.0
+            try:
+                # Awaited, not ``async with``: the context manager's __aenter__/__aexit__
+                # are three more coroutines per call; the finally does what __aexit__ does.
+                resp = await session.request(
+                    method,
+                    url,
+                    data=data if form is None else form(),
+                    headers=headers,
+                    params=params,
+                    timeout=timeout,
+                    # A borrowed session may raise on 4xx itself; error bodies are parsed here.
+                    raise_for_status=False,
+                )
+                try:
+                    body = await resp.read()
+                finally:
+                    resp.release()
+                    await resp.wait_for_close()
+            except _TRANSLATED as exc:
+                translated = self._translated(method, url, exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            status = resp.status
+            resp_headers = self._checked(method, url, resp, body, started, debug)
         except Exception as exc:  # CancelledError is a BaseException: it passes untouched
+
+            def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
+                payload = data if form is None else form()
+                return self._attempt(
+                    method, url, headers=headers, data=payload, params=params, timeout=timeout
+                )
+
             status, resp_headers, body = await self._retry(
                 attempt, exc, idempotent=idempotent, options=options
             )
@@ -346,7 +380,7 @@ class AsyncTTAPI:
         # try/except rather than ``with self._translate(...)``: the hot path, and a try costs
         # nothing until something is raised.
         try:
-            async with session.request(
+            resp = await session.request(
                 method,
                 url,
                 data=data,
@@ -355,15 +389,30 @@ class AsyncTTAPI:
                 timeout=timeout,
                 # A borrowed session may raise on 4xx itself; error bodies are parsed here.
                 raise_for_status=False,
-            ) as resp:
+            )
+            try:
                 body = await resp.read()
-                status = resp.status
-                resp_headers = resp.headers
+            finally:
+                resp.release()
+                await resp.wait_for_close()
         except _TRANSLATED as exc:
             translated = self._translated(method, url, exc)
             if translated is None:
                 raise
             raise translated from exc
+        return resp.status, self._checked(method, url, resp, body, started, debug), body
+
+    def _checked(
+        self,
+        method: str,
+        url: str,
+        resp: aiohttp.ClientResponse,
+        body: bytes,
+        started: float,
+        debug: bool,
+    ) -> Mapping[str, str]:
+        """Log an answer (at DEBUG) and raise a typed error for 4xx/5xx; return its headers."""
+        status = resp.status
         if debug:
             logger.debug(
                 "%s %s -> %d (%d bytes, %.3fs)",
@@ -374,8 +423,8 @@ class AsyncTTAPI:
                 time.perf_counter() - started,
             )
         if status >= 400:
-            raise status_error(status, resp_headers, body, redact=self._redact)
-        return status, resp_headers, body
+            raise status_error(status, resp.headers, body, redact=self._redact)
+        return resp.headers
 
     def _translate(self, method: str, url: str) -> _Translate:
         """Return a context manager that maps aiohttp's exceptions onto the error tree.
@@ -439,7 +488,7 @@ class AsyncTTAPI:
         Retries cover only getting the stream's first answer; once events flow, a broken
         stream raises (the generation it carried was paid for and cannot be replayed).
         """
-        data = json.dumps(json_body).encode() if json_body is not None else None
+        data = dumps(json_body) if json_body is not None else None
         headers = {**self._headers(options, json_body=data is not None)}
         headers["Accept"] = "text/event-stream"
         url = self._url(path)

@@ -786,9 +786,48 @@ def validate_generate(params: Mapping[str, Any]) -> None:
     gpt-image-2 also takes a free ``WxH``: edges multiples of 16 and at least 16, aspect ratio
     within 1:3..3:1; no upper bound is checked here, the server judges large sizes.
     """
-    _check_image_request(
+    key = _memo_key(params)
+    model = _VALID_GENERATE.get(key) if key is not None else None
+    if model is not None:
+        # Every parameter but the prompt was found valid before, for this model: no check
+        # reads the prompt but its own, so only that one can fail now, and it would have
+        # been the first to fail in the full run too.
+        prompt = params.get("prompt")
+        if prompt is None:
+            raise InvalidRequestError("prompt is required", param="prompt", value=None)
+        _GENERATE_FIELDS["prompt"]("prompt", prompt, model)
+        return
+    model = _check_image_request(
         _given(params), _GENERATE_FIELDS, IMAGE_MODELS, "image generation", ("prompt",)
     )
+    if key is not None:
+        if len(_VALID_GENERATE) >= _MEMO_MAX:
+            _VALID_GENERATE.clear()
+        _VALID_GENERATE[key] = model
+
+
+# Speed only: the sets of parameters other than the prompt (model, size, quality, ...) that
+# validate_generate found valid, mapped to their model. Calls repeat the same few settings
+# with new prompts; a set seen before needs only its prompt checked. Each value is keyed
+# with its exact type (True == 1 == 1.0 to a dict, never to the rules); values of any other
+# type are not remembered at all.
+_MemoKey = tuple[tuple[str, type, object], ...]
+_VALID_GENERATE: dict[_MemoKey, str] = {}
+_MEMO_MAX: Final = 256
+_MEMO_TYPES: Final = frozenset({str, int, float, bool})
+
+
+def _memo_key(params: Mapping[str, Any]) -> _MemoKey | None:
+    """Return the given parameters but the prompt, each with its type; None: not memoizable."""
+    key = []
+    for name, value in params.items():
+        if value is None or name == "prompt":
+            continue  # None is "not given" (see _given)
+        cls = value.__class__
+        if cls not in _MEMO_TYPES or name.__class__ is not str:
+            return None
+        key.append((name, cls, value))
+    return tuple(key)
 
 
 def validate_edit(
