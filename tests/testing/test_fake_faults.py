@@ -45,6 +45,31 @@ async def test_rate_limit_envelope_outside_v1(
         assert (await resp.json())["status"] == "FAILED"
 
 
+@pytest.mark.fake_ttapi(clock=ManualClock(), rate_limit=1.0, rate_burst=1)
+async def test_rate_limit_at_scale_one_sends_only_retry_after(
+    fake_ttapi: FakeTTAPI, session: aiohttp.ClientSession
+) -> None:
+    """At time scale 1 a 429 carries the service's Retry-After and no retry-after-ms."""
+    url = f"{fake_ttapi.url}{GEN}"
+    await post_json(session, url, GEN_BODY)
+    async with session.post(url, json=GEN_BODY) as resp:
+        assert resp.status == 429
+        assert "retry-after-ms" not in resp.headers
+
+
+@pytest.mark.fake_ttapi(clock=ManualClock(), rate_limit=1.0, rate_burst=1, time_scale=0.01)
+async def test_rate_limit_when_time_scaled_says_the_wait_in_scaled_ms(
+    fake_ttapi: FakeTTAPI, session: aiohttp.ClientSession
+) -> None:
+    """A time-scaled fake adds retry-after-ms: the service's whole seconds times the scale."""
+    url = f"{fake_ttapi.url}{GEN}"
+    await post_json(session, url, GEN_BODY)
+    async with session.post(url, json=GEN_BODY) as resp:
+        assert resp.status == 429
+        assert resp.headers["Retry-After"] == "1"
+        assert resp.headers["retry-after-ms"] == "10"
+
+
 async def test_fail_next_n_requests(fake_ttapi: FakeTTAPI, session: aiohttp.ClientSession) -> None:
     """fail_next answers the next n requests to a path with the status, then lets them through."""
     fake_ttapi.fail_next(GEN, n=2, status=503)

@@ -368,7 +368,14 @@ class FakeApp:
             )
         wait = bucket.take(now)
         if wait:
-            raise _Reject(status_error(ctx.family, 429, {"Retry-After": str(wait)}))
+            headers = {"Retry-After": str(wait)}
+            scale = self.fake.time_scale
+            if scale != 1.0:
+                # Retry-After counts whole service seconds, as the service would; a client of
+                # a time-scaled fake needs the wait in its own time, which retry-after-ms
+                # (read first by this client and by the OpenAI SDK) carries.
+                headers["retry-after-ms"] = str(max(1, round(wait * scale * 1000)))
+            raise _Reject(status_error(ctx.family, 429, headers))
 
     # --- parsing ----------------------------------------------------------------------
 
