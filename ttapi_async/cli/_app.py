@@ -25,6 +25,7 @@ from ..batch import (
 )
 from ..batch._outputs import save_b64, save_url
 from ..batch._progress import JsonEvents, RichProgress, summary_lines, summary_record
+from ..resources._base import compact
 
 __all__ = ["cli", "run"]
 
@@ -393,10 +394,6 @@ async def _save_response(response: Any, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
-def _compact(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}
-
-
 @cli.command(short_help="Generate images from a prompt and save them.")
 @click.argument("prompt")
 @click.option("--model", help="gpt-image-2, gpt-image-1.5, gpt-image-1, dall-e-2 or dall-e-3.")
@@ -427,10 +424,10 @@ def generate(
     async def go() -> list[Path]:
         async with _client(ctx, fake=fake) as client:
             if dalle3:
-                params = _compact(prompt=prompt, size=size or "1024x1024", quality=quality)
+                params = compact(prompt=prompt, size=size or "1024x1024", quality=quality)
                 response = await client.dalle3.generate(**params)
             else:
-                params = _compact(
+                params = compact(
                     prompt=prompt,
                     model=model,
                     size=size,
@@ -482,7 +479,7 @@ def edit(
 
     async def go() -> list[Path]:
         async with _client(ctx, fake=fake) as client:
-            params = _compact(mask=mask, model=model, size=size, quality=quality, n=n)
+            params = compact(mask=mask, model=model, size=size, quality=quality, n=n)
             response = await client.images.edit(prompt=prompt, image=list(images), **params)
             return await _save_response(response, out_dir, name)
 
@@ -547,7 +544,7 @@ def submit(
             if refer_images:
                 params["refer_images"] = list(refer_images)
             if family == "gpt":
-                params.update(_compact(model=model, aspect_ratio=aspect_ratio, size=size))
+                params.update(compact(model=model, aspect_ratio=aspect_ratio, size=size))
             job = await _family(client, family).submit(**params)
             click.echo(job.id)
             if wait:
