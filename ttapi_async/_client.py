@@ -294,46 +294,18 @@ class AsyncTTAPI:
         headers = self._headers(options, json_body=data is not None)
         url = self._url(path)
         timeout = self._client_timeout(options)
-        # The first attempt is _attempt() written out here: the success path, which nearly
-        # every call takes, then costs no coroutine of ours beyond this one. Retries (if any)
-        # go through _attempt(), driven by tenacity.
+
+        def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
+            payload = data if form is None else form()
+            return self._attempt(
+                method, url, headers=headers, data=payload, params=params, timeout=timeout
+            )
+
+        # The first attempt runs outside tenacity: the success path, which nearly every call
+        # takes, costs no retry machinery. A failure is handed to tenacity (see _retry).
         try:
-            session = self._get_session()
-            debug = logger.isEnabledFor(logging.DEBUG)
-            started = time.perf_counter() if debug else 0.0
-            try:
-                # Awaited, not ``async with``: the context manager's __aenter__/__aexit__
-                # are three more coroutines per call; the finally does what __aexit__ does.
-                resp = await session.request(
-                    method,
-                    url,
-                    data=data if form is None else form(),
-                    headers=headers,
-                    params=params,
-                    timeout=timeout,
-                    # A borrowed session may raise on 4xx itself; error bodies are parsed here.
-                    raise_for_status=False,
-                )
-                try:
-                    body = await resp.read()
-                finally:
-                    resp.release()
-                    await resp.wait_for_close()
-            except _TRANSLATED as exc:
-                translated = self._translated(method, url, exc)
-                if translated is None:
-                    raise
-                raise translated from exc
-            status = resp.status
-            resp_headers = self._checked(method, url, resp, body, started, debug)
+            status, resp_headers, body = await attempt()
         except Exception as exc:  # CancelledError is a BaseException: it passes untouched
-
-            def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
-                payload = data if form is None else form()
-                return self._attempt(
-                    method, url, headers=headers, data=payload, params=params, timeout=timeout
-                )
-
             status, resp_headers, body = await self._retry(
                 attempt, exc, idempotent=idempotent, options=options
             )
