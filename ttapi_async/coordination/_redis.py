@@ -70,7 +70,7 @@ class RedisCoordinator(RedisBase):
             )  # fmt: skip
             if state != -1:
                 break
-            await self._fenced()  # declared dead meanwhile: record it under the new id
+            await self._fenced(keep=[job_id])  # declared dead meanwhile: record it anew
         if lease is not None and not lease.shared:
             await self._local_().release_lease(lease)
         record = await self.get_record(job_id)

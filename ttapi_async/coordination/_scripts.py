@@ -143,6 +143,8 @@ redis.call('HSET', rec, 'owner', me, 'kind', kind, 'product', product,
   'submitted_ms', now - age, 'status', 'pending')
 redis.call('PEXPIRE', rec, keep)
 redis.call('SADD', k('owned', me), job)
+-- an owner must be visible to the sweeper, even before its first beat
+redis.call('ZADD', k('workers'), 'NX', now, me)
 if product ~= '' then
   -- the service accepted it: it counts against the limit until it ends, however it ends
   hold(product, job, me, now + ttl)
