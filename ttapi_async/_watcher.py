@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from ._client import NOT_GIVEN, NotGiven
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -44,6 +43,7 @@ from ._job import AGAIN, HINTED, IN_FLIGHT, LEARNABLE, LOGGED_UNKNOWN, Job, _Can
 from ._models import PENDING_STATUSES, JobResult, JobStatus
 from ._retry import retry_after_of
 from ._schedule import DurationStats, LearnedWait, PollSchedule, poll_state
+from ._types import NOT_GIVEN, NotGiven
 
 __all__ = ["FetchFunction", "JobWatcher"]
 
