@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from aiohttp import BodyPartReader, web
 
+from .._capabilities import GPT_IMAGE_MODELS
 from .._errors import InvalidRequestError
 from .._params import (
     ImageFileInfo,
@@ -45,7 +46,7 @@ __all__ = ["FakeApp"]
 OPENAI = "openai"
 TTAPI = "ttapi"
 
-_GPT_MODELS = frozenset({"gpt-image-2", "gpt-image-1.5", "gpt-image-1"})
+_GPT_MODELS = GPT_IMAGE_MODELS
 _REASONS = {499: "Queue Full"}
 _HEAD_BYTES = 4096
 _INT_FIELDS = frozenset({"n", "output_compression", "partial_images"})
@@ -220,7 +221,7 @@ def _text_tokens(prompt: str) -> int:
 
 
 class FakeApp:
-    """Serve the whole API.md contract for one ``FakeTTAPI``."""
+    """Serve the whole contract (docs/contract.md) for one ``FakeTTAPI``."""
 
     def __init__(self, fake: FakeTTAPI) -> None:
         self.fake = fake
