@@ -214,6 +214,12 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 
+#: Statuses besides 5xx after which sending the same request again is harmless and may
+#: succeed (timeout, conflict, too early, rate limit, queue full): a poll is only
+#: rescheduled, an idempotent request retried.
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 499})
+
+
 def status_error_class(status_code: int) -> type[APIStatusError]:
     """Return the error class for an HTTP status code."""
     if status_code >= 500:
