@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -167,9 +168,7 @@ async def test_journal_adds_pending_items(tmp_path: Path) -> None:
 
     journal = Journal.open(tmp_path)
     try:
-        journal.sync_input(
-            [BatchRequest(f"i{n}", "gpt4o", {"prompt": f"p{n}"}) for n in range(3)]
-        )
+        journal.sync_input([BatchRequest(f"i{n}", "gpt4o", {"prompt": f"p{n}"}) for n in range(3)])
     finally:
         journal.close()
     items = gallery_items(tmp_path)
@@ -202,3 +201,79 @@ def test_page_mode_follows_the_umask(tmp_path: Path, mode: int) -> None:
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mode
+
+
+def test_reading_does_not_wait_for_a_batch_holding_the_journal(tmp_path: Path) -> None:
+    """The page is built while another connection holds the journal's write lock."""
+    from ttapi_async.batch import Journal
+
+    journal = Journal.open(tmp_path)
+    try:
+        journal.sync_input([BatchRequest("i0", "gpt4o", {"prompt": "p0"})])
+        journal._conn.execute("BEGIN IMMEDIATE")
+        try:
+            assert [i.id for i in gallery_items(tmp_path)] == ["i0"]
+        finally:
+            journal._conn.execute("ROLLBACK")
+    finally:
+        journal.close()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Loads every image at once (lazy ones too) and writes [src, naturalWidth] pairs into the DOM,
+# which --dump-dom prints; a decode that fails gives width 0.
+_PROBE = """
+<pre id="probe-result"></pre>
+<script>
+(async () => {
+  const imgs = [...document.images];
+  for (const img of imgs) img.loading = "eager";
+  const out = await Promise.all(imgs.map(img => img.decode().then(
+    () => [img.getAttribute("src"), img.naturalWidth],
+    () => [img.getAttribute("src"), 0])));
+  document.getElementById("probe-result").textContent = JSON.stringify(out);
+})();
+</script>
+"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium is not installed")
+async def test_every_thumbnail_decodes_in_chromium(tmp_path: Path) -> None:
+    """Headless Chromium loads the page from disk and decodes every one of its images."""
+    import asyncio
+    import re
+
+    out = tmp_path / "out"
+    await _run_batch(out)
+    page = write_gallery(out).read_text(encoding="utf-8")
+    expected = [c.images for c in parse(page).cards]
+    # A control that must fail, so the probe is known to see a broken image.
+    probe = page.replace("</body>", '<img src="missing.png">' + _PROBE + "</body>")
+    (out / "probe.html").write_text(probe, encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        (out / "probe.html").as_uri(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        dom, _ = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    found = re.search(r'<pre id="probe-result">(.*?)</pre>', dom.decode())
+    assert found is not None, dom[-2000:]
+    results = json.loads(html.unescape(found.group(1)))
+    assert results[-1] == ["missing.png", 0]
+    decoded = results[:-1]
+    assert [src for src, _ in decoded] == [src for images in expected for src in images]
+    assert decoded and all(width > 0 for _, width in decoded)

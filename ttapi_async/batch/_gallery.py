@@ -11,16 +11,17 @@ from __future__ import annotations
 import html
 import json
 import os
+import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
 import attrs
 
-from ._journal import DONE, FAILED, JOURNAL_NAME, UNKNOWN, Journal
+from ._journal import _COLUMNS, DONE, FAILED, JOURNAL_NAME, UNKNOWN, ItemRow
 from ._outputs import MANIFEST_NAME
 
 __all__ = [
@@ -85,31 +86,45 @@ def _manifest_records(path: Path) -> dict[str, Mapping[str, Any]]:
     return records
 
 
+def _journal_rows(path: Path) -> Iterator[ItemRow]:
+    # Read-only and outside the Journal class: a running batch owns the journal (and may
+    # hold its write lock); a reader in WAL mode neither waits for it nor blocks it.
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise ValueError(f"cannot read the journal {path}: {exc}") from None
+    try:
+        yield from (
+            ItemRow.from_db(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM items ORDER BY seq")
+        )
+    except sqlite3.Error as exc:
+        raise ValueError(f"cannot read the journal {path}: {exc}") from None
+    finally:
+        conn.close()
+
+
 def gallery_items(out_dir: str | Path) -> list[GalleryItem]:
     """Return the items of the batch in ``out_dir``, in input order where the journal knows it."""
     folder = Path(out_dir)
     records = _manifest_records(folder / MANIFEST_NAME)
     if not (folder / JOURNAL_NAME).exists():
         return [_item(r) for r in records.values()]
-    journal = Journal(folder / JOURNAL_NAME)
-    try:
-        items = []
-        for row in journal.rows():
-            items.append(
-                _item(
-                    {
-                        "id": row.id,
-                        "kind": row.kind,
-                        "state": row.state,
-                        "params": row.params,
-                        "files": list(row.files),
-                        "error": row.error,
-                    }
-                )
+    items = []
+    for row in _journal_rows(folder / JOURNAL_NAME):
+        items.append(
+            _item(
+                {
+                    "id": row.id,
+                    "kind": row.kind,
+                    "state": row.state,
+                    "params": row.params,
+                    "files": list(row.files),
+                    "error": row.error,
+                }
             )
-            records.pop(row.id, None)
-    finally:
-        journal.close()
+        )
+        records.pop(row.id, None)
     # Items the manifest has and the journal lost (an input changed with --force): kept.
     items.extend(_item(r) for r in records.values())
     return items
