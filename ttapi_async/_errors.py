@@ -17,7 +17,8 @@
      ├── APIResponseValidationError      an answer that does not parse as the contract says
      ├── InvalidRequestError (ValueError)  rejected before anything was sent
      ├── JobFailedError                  an asynchronous job ended FAILED
-     └── JobTimeoutError (TimeoutError)  a job did not finish before its deadline
+     ├── JobTimeoutError (TimeoutError)  a job did not finish before its deadline
+     └── LeaseTimeoutError (TimeoutError)  no job-in-progress lease came free in time
 
 A business failure that TTAPI answers with HTTP 200 and ``"status": "FAILED"``
 becomes the ``APIStatusError`` subclass its message points at (``BadRequestError``
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidRequestError",
     "JobFailedError",
     "JobTimeoutError",
+    "LeaseTimeoutError",
     "NotFoundError",
     "PermissionDeniedError",
     "QueueFullError",
@@ -201,6 +203,14 @@ class JobTimeoutError(TTAPIError, TimeoutError):
         super().__init__(f"job {job_id}: {message}")
         self.job_id = job_id
         self.status = status
+
+
+class LeaseTimeoutError(TTAPIError, TimeoutError):
+    """Raise when no lease for a job in progress came free before the timeout; nothing was sent."""
+
+    def __init__(self, message: str, *, product: str) -> None:
+        super().__init__(message)
+        self.product = product
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
