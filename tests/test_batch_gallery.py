@@ -220,19 +220,15 @@ def test_reading_does_not_wait_for_a_batch_holding_the_journal(tmp_path: Path) -
 
 
 CHROMIUM = Path("/usr/bin/chromium")
-# Loads every image at once (lazy ones too) and writes [src, naturalWidth] pairs into the DOM,
-# which --dump-dom prints; a decode that fails gives width 0.
+# Written in the load handler: the window's load event waits for every eager image to load
+# or fail, and --dump-dom prints the DOM after it. A broken image has naturalWidth 0.
 _PROBE = """
 <pre id="probe-result"></pre>
 <script>
-(async () => {
-  const imgs = [...document.images];
-  for (const img of imgs) img.loading = "eager";
-  const out = await Promise.all(imgs.map(img => img.decode().then(
-    () => [img.getAttribute("src"), img.naturalWidth],
-    () => [img.getAttribute("src"), 0])));
+window.addEventListener("load", () => {
+  const out = [...document.images].map(img => [img.getAttribute("src"), img.naturalWidth]);
   document.getElementById("probe-result").textContent = JSON.stringify(out);
-})();
+});
 </script>
 """
 
@@ -248,7 +244,9 @@ async def test_every_thumbnail_decodes_in_chromium(tmp_path: Path) -> None:
     page = write_gallery(out).read_text(encoding="utf-8")
     expected = [c.images for c in parse(page).cards]
     # A control that must fail, so the probe is known to see a broken image.
-    probe = page.replace("</body>", '<img src="missing.png">' + _PROBE + "</body>")
+    # Eager in the probe's copy only, so that "load" covers every image, scrolled to or not.
+    probe = page.replace('loading="lazy"', 'loading="eager"')
+    probe = probe.replace("</body>", '<img src="missing.png">' + _PROBE + "</body>")
     (out / "probe.html").write_text(probe, encoding="utf-8")
     proc = await asyncio.create_subprocess_exec(
         str(CHROMIUM),
