@@ -102,6 +102,7 @@ async def test_killed_workers_leases_move_to_the_adopter_within_three_beats(
         assert await client.zcard(leases) >= 3
     assert sorted(r.job_id for r in adopted) == sorted(ready["jobs"])
     assert {r.adopted_from for r in adopted} == {ready["worker"]}
+    assert all(r.age is not None and r.age >= 2 * PERIOD for r in adopted)  # its true age
     for job in ready["jobs"]:
         assert await client.hget(owners, job) == adopter.worker_id
         record = await adopter.get_record(job)

@@ -216,7 +216,7 @@ class RedisBase:
             job_id, kind, product, submitted_ms, dead = out[i : i + 5]
             submitted = int(float(submitted_ms)) / 1000 if submitted_ms else now
             records.append(JobRecord(job_id, self._worker, kind, product, submitted,
-                                     adopted_from=dead))  # fmt: skip
+                                     adopted_from=dead, read_at=now))  # fmt: skip
             self._pending.add(job_id)
         if records:
             logger.info("adopted %d job(s) of dead worker(s)", len(records))

@@ -166,7 +166,7 @@ return {1, now}
 """
 )
 
-#: ARGV: P, me, job, status, answer, keep_ms -> {won, status, answer, settled_ms, now}
+#: ARGV: P, me, job, status, answer, keep_ms -> {won, field, value, ...} (the record after)
 SETTLE = (
     _HEADER
     + """
@@ -174,10 +174,12 @@ local me, job, status, answer, keep = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumb
 local now = now_ms()
 local rec = k('job', job)
 local settled = redis.call('HGET', rec, 'settled_ms')
-if settled then
-  local old = redis.call('HMGET', rec, 'status', 'answer')
-  return {0, old[1], old[2], settled, now}
+local function reply(won)
+  local out = {won}
+  for _, v in ipairs(redis.call('HGETALL', rec)) do table.insert(out, v) end
+  return out
 end
+if settled then return reply(0) end
 if redis.call('EXISTS', rec) == 0 then
   redis.call('HSET', rec, 'owner', '', 'kind', '', 'product', '', 'submitted_ms', now)
 end
@@ -192,7 +194,7 @@ if redis.call('HGET', rec, 'leased') == '1' then
   redis.call('PUBLISH', k('released'), product)
 end
 if owner ~= '' and owner ~= me then redis.call('PUBLISH', k('wake', owner), job) end
-return {1, status, answer, now, now}
+return reply(1)
 """
 )
 
