@@ -19,6 +19,7 @@ from .._models import ImagesResponse, ImageStreamEvent, bind, excerpt, structure
 from .._params import validate_edit, validate_edit_json, validate_generate
 from .._response import maybe_unwrap
 from .._sse import iter_sse
+from .._translation import Translating
 from .._uploads import ImageInput, build_form, is_reference, prepare_upload, reference
 from ._base import Resource, compact
 
@@ -380,7 +381,7 @@ class ImageStream:
                 )
                 self._events = self._parse(resp.content.iter_any())
             # Reading happens here, outside _stream's frame: translate aiohttp's errors too.
-            with self._client._translate("POST", self._path):
+            with Translating("POST", self._path, self._client.base_url):
                 return await self._events.__anext__()
         except BaseException:
             await self.aclose()

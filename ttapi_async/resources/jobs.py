@@ -117,7 +117,7 @@ class JobResource(Resource):
             raise APIResponseValidationError(
                 "expected a job status ({status, jobId, data})",
                 status_code=status,
-                excerpt=client._redact(excerpt(payload)),
+                excerpt=excerpt(payload, redact=client._redact),
             )
         names_job = "jobId" in payload or "job_id" in payload
         if not names_job:
