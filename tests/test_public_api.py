@@ -40,6 +40,8 @@ CORE = {
 }
 # Added by the asynchronous-jobs work (resources/jobs.py, _watcher.py, webhooks.py).
 JOBS = {"Job", "JobWatcher", "PollSchedule", "WebhookReceiver"}
+# The blocking client (_sync.py).
+BLOCKING = {"TTAPI"}
 
 
 def _isort_key(name: str) -> tuple[int, str]:
@@ -58,7 +60,7 @@ def test_all_is_sorted() -> None:
 
 def test_all_is_exactly_the_public_surface() -> None:
     """``__all__`` lists exactly the intended public names, no more, no fewer."""
-    assert set(ttapi_async.__all__) == CORE | JOBS
+    assert set(ttapi_async.__all__) == CORE | JOBS | BLOCKING
 
 
 def test_all_has_no_duplicates() -> None:

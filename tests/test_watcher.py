@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 from collections.abc import Callable
 
@@ -295,6 +296,24 @@ async def test_rate_cap(service: FakeService, clock: ManualClock) -> None:
         clock.advance(1.0)
         await watcher.idle()
         assert len(service.calls) == 10
+
+
+async def test_rate_cap_holds_in_every_window_at_start_up(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """2,000 resumed jobs due at once under a cap of 300: no one-second window sees more."""
+    build = make_watcher(service, clock, max_per_second=300.0, max_in_flight=1000)
+    async with build() as watcher:
+        for i in range(2000):
+            service.add(str(i), 1000.0)
+            watcher.watch(str(i), age=None)
+        for _ in range(800):  # 8 s in 10 ms steps
+            clock.advance(0.01)
+            await watcher.idle()
+    times = sorted(t for t, _ in service.calls)
+    worst = max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+    assert worst == 300
+    assert len(times) >= 7 * 300
 
 
 async def test_learning_moves_first_poll(service: FakeService, clock: ManualClock) -> None:

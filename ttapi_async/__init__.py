@@ -32,6 +32,7 @@ from ._models import (
 )
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
+from ._sync import TTAPI
 from ._version import __version__
 from ._watcher import JobWatcher
 from .resources import ImageStream
@@ -39,6 +40,7 @@ from .webhooks import WebhookReceiver
 
 __all__ = [
     "NOT_GIVEN",
+    "TTAPI",
     "APIConnectionError",
     "APIResponseValidationError",
     "APIStatusError",

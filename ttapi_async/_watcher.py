@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._job import AGAIN, HINTED, IN_FLIGHT, LEARNABLE, LOGGED_UNKNOWN, Job, _Cancelled, _Failure
 from ._models import PENDING_STATUSES, JobResult, JobStatus
+from ._ratecap import RateCap
 from ._retry import retry_after_of
 from ._schedule import DurationStats, LearnedWait, PollSchedule, poll_state
 
@@ -114,12 +115,10 @@ class JobWatcher:
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
-        if max_per_second is not None and max_per_second <= 0:
-            raise ValueError(f"max_per_second must be > 0 or None, got {max_per_second}")
         self._fetch = fetch
         self.schedule = schedule or PollSchedule()
         self.max_in_flight = max_in_flight
-        self.max_per_second = max_per_second
+        self._cap = None if max_per_second is None else RateCap(max_per_second)
         self._clock: Callable[[], float] = clock or time.monotonic
         self._sleep = sleep
         self._manual = clock is not None and sleep is None and hasattr(clock, "subscribe")
@@ -140,8 +139,6 @@ class JobWatcher:
         self._waker: asyncio.Future[None] | None = None
         self._sleep_until = -math.inf
         self._paused_until = -math.inf
-        self._tokens = 0.0
-        self._tokens_at = -math.inf
         self._closed = False
         self._subscribed = False
         self.receiver: Any = None  # a WebhookReceiver, once one is attached
@@ -183,6 +180,17 @@ class JobWatcher:
             self.max_in_flight = max_in_flight
         if not isinstance(max_per_second, NotGiven):
             self.max_per_second = max_per_second
+
+    @property
+    def max_per_second(self) -> float | None:
+        """Return the cap on fetches started in any one second of the clock (None: none)."""
+        return None if self._cap is None else self._cap.per_second
+
+    @max_per_second.setter
+    def max_per_second(self, value: float | None) -> None:
+        old = self._cap
+        # The new cap remembers the recent fetches: changing it must not open a burst.
+        self._cap = None if value is None else RateCap(value, old.history() if old else None)
 
     def _wait_for(self, key: str) -> LearnedWait:
         wait = self._waits.get(key)
@@ -398,13 +406,8 @@ class JobWatcher:
         heap = self._heap
         ready = self._ready
         limit = now + self.coalesce
-        rate = self.max_per_second
-        if rate is not None:
-            # Up to one second's worth at once: the in-flight cap bounds bursts anyway. The
-            # rate is in the watcher's clock: under a manual clock, time must move for it.
-            burst = max(1.0, rate)
-            self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
-            self._tokens_at = now
+        # In the watcher's clock: under a manual clock, time must move for the cap to allow more.
+        cap = self._cap
         wait: float | None = None
         while heap:
             entry = heap[0]
@@ -415,11 +418,9 @@ class JobWatcher:
             if job._due is not entry[0]:
                 heapq.heappop(heap)  # stale: the job was rescheduled, settled or cancelled
                 continue
-            if rate is not None:
-                if self._tokens < 1.0:
-                    wait = (1.0 - self._tokens) / rate
-                    break
-                self._tokens -= 1.0
+            if cap is not None and not cap.take(now):
+                wait = cap.wait(now)
+                break
             heapq.heappop(heap)
             job._due = None
             ready.append(job)

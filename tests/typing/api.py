@@ -14,6 +14,7 @@ from typing_extensions import assert_type
 import ttapi_async
 from ttapi_async import (
     NOT_GIVEN,
+    TTAPI,
     APIConnectionError,
     APIStatusError,
     AsyncTTAPI,
@@ -22,6 +23,8 @@ from ttapi_async import (
     ImageStream,
     ImageStreamEvent,
     InvalidRequestError,
+    JobResult,
+    JobStatus,
     NotGiven,
     RateLimitError,
     RetryPolicy,
@@ -134,3 +137,26 @@ def sentinels() -> None:
     policy = RetryPolicy()
     assert_type(policy.backoff(1), float)
     assert_type(policy.max_retries, int)
+
+
+def blocking(data: bytes) -> None:
+    with TTAPI(api_key="k", base_url="http://127.0.0.1:8080", timeout=30.0) as client:
+        assert_type(client, TTAPI)
+        r = client.images.generate(prompt="a cat", model="gpt-image-1", size="1024x1024")
+        assert_type(r, ImagesResponse)
+        assert_type(client.save(r.data[0], "cat.png"), Path)
+        assert_type(client.read(r.data[0]), bytes)
+        assert_type(client.images.edit(prompt="a hat", image=data), ImagesResponse)
+        with client.images.stream(prompt="a cat", model="gpt-image-1", partial_images=2) as events:
+            for event in events:
+                assert_type(event, ImageStreamEvent)
+        assert_type(client.dalle3.generate(prompt="a cat", size="1024x1792"), ImagesResponse)
+        job = client.gpt4o.submit(prompt="a fox", refer_images=["https://x/a.png"])
+        assert_type(job.id, str)
+        assert_type(job.result(timeout=900), JobResult)
+        assert_type(job.status, JobStatus | None)
+        assert_type(client.gpt4o.generate(prompt="a fox"), JobResult)
+        assert_type(client.gpt4o.fetch("job-1"), JobStatus)
+        assert_type(client.gpt.resume("job-2", age=30.0).result(), JobResult)
+        assert_type(client.gpt.submit(prompt="a fox", aspect_ratio="16:9").cancel(), bool)
+    client.close()
