@@ -18,7 +18,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._bigjson import dumps
-from ._errors import APIResponseValidationError, TTAPIError
+from ._errors import APIResponseValidationError, InvalidRequestError, TTAPIError
 from ._files import MAX_DOWNLOAD_BYTES, atomic_writer, check_image
 from ._models import excerpt
 from ._redact import REDACTOR, register
@@ -287,7 +287,7 @@ class AsyncTTAPI:
         ``idempotent`` says whether repeating the request is harmless (polls) or could
         create paid work twice (every submitting POST); see ``_retry.should_retry``.
         """
-        data = dumps(json_body) if json_body is not None else None
+        data = _encoded(json_body)
         headers = self._headers(options, json_body=data is not None)
         url = self._url(path)
         timeout = self._client_timeout(options)
@@ -430,7 +430,7 @@ class AsyncTTAPI:
         Retries cover only getting the stream's first answer; once events flow, a broken
         stream raises (the generation it carried was paid for and cannot be replayed).
         """
-        data = dumps(json_body) if json_body is not None else None
+        data = _encoded(json_body)
         headers = {**self._headers(options, json_body=data is not None)}
         headers["Accept"] = "text/event-stream"
         url = self._url(path)
@@ -552,3 +552,15 @@ class AsyncTTAPI:
                     raise APIResponseValidationError(f"image at {path_of(url)} is empty")
                 if head is not None:  # shorter than the magic bytes: never an image
                     check_image(b"".join(head), what=f"download of {path_of(url)}")
+
+
+def _encoded(json_body: Mapping[str, Any] | None) -> bytes | None:
+    """Return the JSON text of a body; what JSON cannot hold is refused before sending."""
+    if json_body is None:
+        return None
+    try:
+        return dumps(json_body)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidRequestError(
+            f"the request body is not JSON ({type(exc).__name__})", param="body"
+        ) from None

@@ -134,7 +134,7 @@ class APIStatusError(TTAPIError):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.body = REDACTOR.value(body)
+        self.body: object = REDACTOR.value(body)
         # Case-insensitive, as HTTP headers are: ``headers["retry-after"]`` finds Retry-After.
         # A server may echo the key in a header: the copy kept here is redacted.
         self.headers: Mapping[str, str] = CIMultiDict(REDACTOR.headers(headers) or {})
@@ -228,7 +228,7 @@ class JobFailedError(TTAPIError):
         super().__init__(f"job {job_id}: {message}")
         self.job_id = REDACTOR(job_id)
         #: the last ``JobStatus`` seen, when there was one (a job's message may echo the key)
-        self.status = REDACTOR.value(status)
+        self.status: object = REDACTOR.value(status)
 
 
 if sys.version_info >= (3, 11):
@@ -248,7 +248,7 @@ class JobTimeoutError(TTAPIError, _Timeout):
     def __init__(self, message: str, *, job_id: str, status: object = None) -> None:
         super().__init__(f"job {job_id}: {message}")
         self.job_id = REDACTOR(job_id)
-        self.status = REDACTOR.value(status)
+        self.status: object = REDACTOR.value(status)
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

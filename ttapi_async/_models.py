@@ -390,15 +390,14 @@ def excerpt(body: object, limit: int = 200, redact: Redact | None = None) -> str
     too (``_redact.Redactor.cut``). ``redact`` is kept for callers that pass one; the
     process-wide redactor, which knows every client's key, is always applied.
     """
-    room = 4 * limit + REDACTOR.margin
     if isinstance(body, (bytes, bytearray, memoryview)):
+        room = 4 * limit + REDACTOR.margin
         text = bytes(body[: room * 4]).decode("utf-8", "replace")
-        sliced = len(body) > room * 4
     else:
-        text, sliced = str(body), False
+        text = str(body)
     if redact is not None and redact is not REDACTOR:
         text = redact(text)
-    return REDACTOR.cut(text, limit, cut_before=sliced)
+    return REDACTOR.cut(text, limit)
 
 
 def structure(

@@ -11,7 +11,7 @@ Rules (``docs``: see README "The API key"):
 - a shorter key is replaced only where it stands alone (not inside a longer word), so a
   one-letter key cannot turn "blocked" into "bloc***ed";
 - where text is cut (an excerpt), a key's first ``MIN_PARTIAL`` or more characters left
-  at the cut are replaced too.
+  at the cut, or at the end of the excerpt, are replaced too.
 """
 
 from __future__ import annotations
@@ -94,18 +94,14 @@ class Redactor:
         """Return True when ``text`` holds a secret (as the rules define one)."""
         return self(text) != text
 
-    def cut(self, text: str, limit: int, *, cut_before: bool = False) -> str:
+    def cut(self, text: str, limit: int) -> str:
         """Return ``text`` redacted and cut to ``limit`` characters (``...`` marks a cut).
 
-        Redacted before it is cut, and a key's start left at a cut is replaced too.
-        ``cut_before`` says ``text`` was itself already cut from something longer.
+        Redacted before it is cut, and a key's start left at a cut is replaced too; so is
+        one at the very end, where the text may have been cut before (by the server).
         """
         room = 4 * limit + self.margin
-        if len(text) > room:
-            text, cut_before = text[:room], True
-        text = self(text)
-        if cut_before:
-            text = self._trim_partial(text)
+        text = self._trim_partial(self(text[:room] if len(text) > room else text))
         if len(text) <= limit:
             return text
         return self._trim_partial(text[:limit]) + "..."

@@ -22,6 +22,7 @@ from .._sse import iter_sse
 from .._translation import Translating
 from .._uploads import ImageInput, build_form, is_reference, prepare_upload, reference
 from ._base import Resource, compact
+from ._checks import check_extra_body
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI, FormFactory
@@ -94,7 +95,8 @@ class Images(Resource):
         client = self._client
         if client.validate if validate is None else validate:
             validate_generate(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
         options = (
             None  # what _options() returns for these, without the call
@@ -152,7 +154,8 @@ class Images(Resource):
         )
         if self._validating(validate):
             validate_generate(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
         options = self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
         return ImageStream(self._client, GENERATIONS, json_body=body, options=options)
@@ -267,7 +270,8 @@ class Images(Resource):
                 body["mask"] = reference(mask, param="mask")
             if checking:
                 validate_edit_json(body)
-            if extra_body:
+            if extra_body is not None:
+                check_extra_body(extra_body)
                 body.update(extra_body)
             return body, None
         if any(is_reference(i) for i in images) or is_reference(mask):
@@ -281,7 +285,8 @@ class Images(Resource):
             validate_edit(
                 fields, [u.info for u in uploads], mask_upload.info if mask_upload else None
             )
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             fields.update(extra_body)
         # A factory, not a FormData: aiohttp consumes a form when it sends it, so every retry
         # must build its own.
