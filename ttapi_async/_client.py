@@ -81,7 +81,8 @@ class AsyncTTAPI:
 
     Use it as ``async with AsyncTTAPI() as client:`` or call ``await client.aclose()``.
     The key comes from ``api_key`` or the ``TTAPI_API_KEY`` environment variable; it is
-    never shown in a repr, an error or a log line.
+    never shown in a repr, an error or a log line. ``HTTP_PROXY`` / ``HTTPS_PROXY`` /
+    ``NO_PROXY`` are honoured (``trust_env=False`` ignores them); ``proxy=`` names one.
     """
 
     def __init__(
@@ -97,6 +98,8 @@ class AsyncTTAPI:
         default_headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
         validate: bool = True,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("TTAPI_API_KEY")
         if not key:
@@ -122,6 +125,11 @@ class AsyncTTAPI:
             policy = attrs.evolve(policy, max_retries=max_retries)
         self.retry_policy: RetryPolicy = policy
         self.max_connections = max_connections
+        # As requests and httpx do: HTTP(S)_PROXY / NO_PROXY are honoured unless trust_env
+        # is off; ``proxy`` wins over them. An https URL always goes through a CONNECT
+        # tunnel (aiohttp never forwards it in the clear), so a proxy never sees the key.
+        self._proxy = proxy
+        self._trust_env = trust_env
         self.validate = validate
         self._default_headers = dict(default_headers or {})
         self._borrowed_session = session
@@ -220,7 +228,12 @@ class AsyncTTAPI:
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections, limit_per_host=self.max_connections
             )
-            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                raise_for_status=False,
+                proxy=self._proxy,
+                trust_env=self._trust_env,
+            )
         self._state = _State.OPENED
         return self._session
 

@@ -221,6 +221,8 @@ class TTAPI:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         default_headers: Mapping[str, str] | None = None,
         validate: bool = True,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         # No ``session=``: an aiohttp session belongs to the loop it was made in, and this
         # client's loop is its own.
@@ -234,6 +236,8 @@ class TTAPI:
             "max_connections": max_connections,
             "default_headers": default_headers,
             "validate": validate,
+            "proxy": proxy,
+            "trust_env": trust_env,
         }
         self._portal = Portal()
         try:
