@@ -26,6 +26,7 @@ from ._redirects import MAX_REDIRECTS, is_redirect, redirect_target
 from ._response import decode_json, envelope_failure, payload_error, status_error
 from ._retry import RetryPolicy
 from ._translation import TRANSLATED, Translating, path_of, translate
+from ._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "NOT_GIVEN", "AsyncTTAPI", "NotGiven", "RequestOptions"]
@@ -45,32 +46,10 @@ DEFAULT_MAX_CONNECTIONS: Final = 100
 _SNIFF_BYTES: Final = 16
 
 
-class NotGiven(enum.Enum):
-    """Sentinel type: an option the caller did not pass (``None`` means "no limit")."""
-
-    NOT_GIVEN = enum.auto()
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-NOT_GIVEN: Final = NotGiven.NOT_GIVEN
-
-
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
-
-
-@attrs.frozen
-class RequestOptions:
-    """Per-call overrides of the client's settings."""
-
-    timeout: float | NotGiven | None = NOT_GIVEN
-    max_retries: int | NotGiven = NOT_GIVEN
-    retry_possibly_submitted: bool | NotGiven = NOT_GIVEN
-    extra_headers: Mapping[str, str] | None = None
 
 
 FormFactory = Callable[[], aiohttp.FormData]

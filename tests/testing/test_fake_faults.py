@@ -168,7 +168,7 @@ async def test_delay_fault_trips_a_client_timeout(
 ) -> None:
     """A delay longer than the client's timeout makes the client time out."""
     fake_ttapi.add_fault(FaultRule("delay", SUBMIT, delay=0.5, times=1))
-    # aiohttp raises asyncio's, which is the builtin TimeoutError only from Python 3.11.
+    # asyncio.TimeoutError: on Python 3.10 aiohttp raises it, and it is not yet the builtin.
     with pytest.raises(asyncio.TimeoutError):
         await post_json(
             session,

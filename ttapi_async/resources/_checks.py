@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .._client import NotGiven
 from .._errors import InvalidRequestError
+from .._types import NotGiven
 
 __all__ = [
     "check_deadline",
