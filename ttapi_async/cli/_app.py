@@ -26,6 +26,7 @@ from ..batch import (
 from ..batch._outputs import save_b64, save_url
 from ..batch._progress import JsonEvents, RichProgress, summary_lines, summary_record
 from ..resources._base import compact
+from ._gallery import gallery
 
 __all__ = ["cli", "run"]
 
@@ -607,3 +608,6 @@ def fake_server(args: tuple[str, ...]) -> int:
     from ..testing._server_main import main as server_main
 
     return server_main(list(args), prog="ttapi fake-server")
+
+
+cli.add_command(gallery)
