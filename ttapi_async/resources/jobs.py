@@ -130,6 +130,9 @@ class JobResource(Resource):
                     payload, status_code=status, headers=headers, redact=client._redact
                 )
             payload = {**payload, "jobId": job_id}
+        # A job's message may echo the key (a FAILED "invalid key ..."): the status, which
+        # job.status, updates() and JobFailedError.status show, is built from a clean copy.
+        payload = client._redact.value(payload)
         return structure(payload, JobStatus, status_code=status, redact=client._redact)
 
     async def _submit(
