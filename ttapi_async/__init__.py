@@ -17,6 +17,7 @@ from ._errors import (
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
+    ResponseTooLargeError,
     TTAPIError,
 )
 from ._job import Job
@@ -67,6 +68,7 @@ __all__ = [
     "PollSchedule",
     "QueueFullError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "TTAPIError",
     "Usage",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import enum
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -18,6 +20,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._bigjson import dumps
+from ._downloads import Downloads
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -25,8 +28,8 @@ from ._errors import (
     InvalidRequestError,
     TTAPIError,
 )
-from ._files import MAX_DOWNLOAD_BYTES, atomic_writer, check_image
 from ._models import excerpt
+from ._reading import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, read_body
 from ._response import Redactor, decode_json, envelope_failure, payload_error, status_error
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -47,8 +50,6 @@ DEFAULT_MAX_CONNECTIONS: Final = 100
 # What _translated() maps onto the error tree. asyncio.TimeoutError is named: before
 # Python 3.11 it is not an OSError.
 _TRANSLATED: Final = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
-# Enough of a file's start to tell PNG, JPEG and WebP apart.
-_SNIFF_BYTES: Final = 16
 
 
 class NotGiven(enum.Enum):
@@ -74,6 +75,9 @@ class RequestOptions:
     """Per-call overrides of the client's settings."""
 
     timeout: float | NotGiven | None = NOT_GIVEN
+    idle_timeout: float | NotGiven | None = attrs.field(
+        default=NOT_GIVEN, validator=lambda _, __, v: _checked_idle(v, param="idle_timeout")
+    )
     max_retries: int | NotGiven = NOT_GIVEN
     retry_possibly_submitted: bool | NotGiven = NOT_GIVEN
     extra_headers: Mapping[str, str] | None = None
@@ -103,6 +107,9 @@ class AsyncTTAPI:
         default_headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
         validate: bool = True,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_private_downloads: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("TTAPI_API_KEY")
         if not key:
@@ -126,6 +133,14 @@ class AsyncTTAPI:
         self.retry_policy: RetryPolicy = policy
         self.max_connections = max_connections
         self.validate = validate
+        #: seconds without a byte (in a stream: without an event) once an answer has started
+        self.idle_timeout: float | None = _checked_idle(idle_timeout, param="idle_timeout")
+        #: the most bytes (after decompression) one API answer may take
+        self.max_response_bytes = _checked_cap(max_response_bytes)
+        #: whether downloads may go to private, loopback or link-local addresses even when
+        #: base_url is not one (they may whenever it is: the emulator)
+        self.allow_private_downloads = allow_private_downloads
+        self._downloads = Downloads(self)
         self._default_headers = dict(default_headers or {})
         self._borrowed_session = session
         self._session: aiohttp.ClientSession | None = session
@@ -249,6 +264,11 @@ class AsyncTTAPI:
         self._last_timeout = cached
         return cached
 
+    def _idle_timeout(self, options: RequestOptions | None) -> float | None:
+        if options is not None and not isinstance(options.idle_timeout, NotGiven):
+            return options.idle_timeout
+        return self.idle_timeout
+
     def _retrying(self, *, idempotent: bool, options: RequestOptions | None) -> Any:
         max_retries = None
         possibly = None
@@ -294,11 +314,18 @@ class AsyncTTAPI:
         headers = self._headers(options, json_body=data is not None)
         url = self._url(path)
         timeout = self._client_timeout(options)
+        idle = self._idle_timeout(options)
 
         def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
             payload = data if form is None else form()
             return self._attempt(
-                method, url, headers=headers, data=payload, params=params, timeout=timeout
+                method,
+                url,
+                headers=headers,
+                data=payload,
+                params=params,
+                timeout=timeout,
+                idle=idle,
             )
 
         # The first attempt runs outside tenacity: the success path, which nearly every call
@@ -344,6 +371,7 @@ class AsyncTTAPI:
         data: Any,
         params: Mapping[str, str] | None,
         timeout: aiohttp.ClientTimeout,
+        idle: float | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Send once; return (status, headers, body) of a 2xx/3xx answer or raise typed."""
         session = self._get_session()
@@ -363,7 +391,13 @@ class AsyncTTAPI:
                 raise_for_status=False,
             )
             try:
-                body = await resp.read()
+                body = await read_body(
+                    resp,
+                    limit=self.max_response_bytes,
+                    idle=idle,
+                    method=method,
+                    path=_path_of(url),
+                )
             finally:
                 resp.release()
                 await resp.wait_for_close()
@@ -465,11 +499,14 @@ class AsyncTTAPI:
         headers["Accept"] = "text/event-stream"
         url = self._url(path)
         timeout = self._client_timeout(options)
+        idle = self._idle_timeout(options)
         retrying = self._retrying(idempotent=False, options=options)
         resp: aiohttp.ClientResponse | None = None
         async for attempt in retrying:
             with attempt:
-                resp = await self._open(url, headers, data if form is None else form(), timeout)
+                resp = await self._open(
+                    url, headers, data if form is None else form(), timeout, idle
+                )
         assert resp is not None
         try:
             with self._translate("POST", url):
@@ -478,7 +515,12 @@ class AsyncTTAPI:
             resp.release()
 
     async def _open(
-        self, url: str, headers: Mapping[str, str], data: Any, timeout: aiohttp.ClientTimeout
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        data: Any,
+        timeout: aiohttp.ClientTimeout,
+        idle: float | None,
     ) -> aiohttp.ClientResponse:
         session = self._get_session()
         with self._translate("POST", url):
@@ -489,7 +531,13 @@ class AsyncTTAPI:
             # a FAILED envelope included), never an empty stream.
             if resp.status >= 400 or resp.content_type == "application/json":
                 try:
-                    body = await resp.read()
+                    body = await read_body(
+                        resp,
+                        limit=self.max_response_bytes,
+                        idle=idle,
+                        method="POST",
+                        path=_path_of(url),
+                    )
                 finally:
                     resp.release()
                 raise self._stream_refused(resp.status, resp.headers, body)
@@ -512,68 +560,17 @@ class AsyncTTAPI:
             excerpt=excerpt(body, redact=self._redact),
         )
 
-    # --- downloads ---------------------------------------------------------------------------
+    # --- downloads (see _downloads) --------------------------------------------------------
 
-    async def _download(self, url: str) -> bytes:
-        """Download an image URL (no API key is sent: it may be a CDN's), capped and checked."""
-        chunks: list[bytes] = []
+    async def _download(self, url: str, *, expires_at: dt.datetime | None = None) -> bytes:
+        """Download an image URL: no API key is sent, and only to where it may go."""
+        return await self._downloads.read(url, expires_at=expires_at)
 
-        async def sink(chunk: bytes) -> None:
-            chunks.append(chunk)
-
-        async for attempt in self._retrying(idempotent=True, options=None):
-            with attempt:
-                chunks.clear()
-                await self._download_into(url, sink)
-        return b"".join(chunks)
-
-    async def _download_to(self, url: str, path: Path) -> Path:
+    async def _download_to(
+        self, url: str, path: Path, *, expires_at: dt.datetime | None = None
+    ) -> Path:
         """Stream an image URL into ``path`` atomically; memory stays flat."""
-        async for attempt in self._retrying(idempotent=True, options=None):
-            with attempt, atomic_writer(path) as fh:
-
-                async def sink(chunk: bytes) -> None:
-                    fh.write(chunk)
-
-                await self._download_into(url, sink)
-        return path
-
-    async def _download_into(self, url: str, sink: Callable[[bytes], Awaitable[None]]) -> None:
-        session = self._get_session()
-        timeout = self._client_timeout(None)
-        headers = {"User-Agent": self._base_headers["User-Agent"]}
-        with self._translate("GET", url):
-            async with session.get(
-                url, headers=headers, timeout=timeout, raise_for_status=False
-            ) as resp:
-                if resp.status >= 400:
-                    body = await resp.read()
-                    raise status_error(resp.status, resp.headers, body, redact=self._redact)
-                if (resp.content_length or 0) > MAX_DOWNLOAD_BYTES:
-                    raise APIResponseValidationError(
-                        f"image at {_path_of(url)} is {resp.content_length} bytes, "
-                        f"over the {MAX_DOWNLOAD_BYTES} byte cap"
-                    )
-                received = 0
-                # The first chunk may be a few bytes: hold chunks until the magic bytes are in.
-                head: list[bytes] | None = []
-                async for chunk in resp.content.iter_chunked(256 * 1024):
-                    received += len(chunk)
-                    if received > MAX_DOWNLOAD_BYTES:
-                        raise APIResponseValidationError(
-                            f"image at {_path_of(url)} exceeds the {MAX_DOWNLOAD_BYTES} byte cap"
-                        )
-                    if head is not None:
-                        head.append(chunk)
-                        if received < _SNIFF_BYTES:
-                            continue
-                        chunk, head = b"".join(head), None
-                        check_image(chunk[:_SNIFF_BYTES], what=f"download of {_path_of(url)}")
-                    await sink(chunk)
-                if received == 0:
-                    raise APIResponseValidationError(f"image at {_path_of(url)} is empty")
-                if head is not None:  # shorter than the magic bytes: never an image
-                    check_image(b"".join(head), what=f"download of {_path_of(url)}")
+        return await self._downloads.save(url, path, expires_at=expires_at)
 
 
 class _Translate:
@@ -600,6 +597,29 @@ class _Translate:
         translated = self._client._translated(self._method, self._url, exc)
         if translated is not None:
             raise translated from exc
+
+
+def _checked_idle(value: object, *, param: str) -> Any:
+    """Return an idle timeout that is None (no limit), NOT_GIVEN, or a positive number."""
+    if value is None or value is NOT_GIVEN:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise InvalidRequestError(
+            f"{param} must be a positive number of seconds or None, got {value!r}",
+            param=param,
+            value=value,
+        )
+    return float(value)
+
+
+def _checked_cap(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError(
+            f"max_response_bytes must be a positive integer, got {value!r}",
+            param="max_response_bytes",
+            value=value,
+        )
+    return value
 
 
 def _path_of(url: str) -> str:

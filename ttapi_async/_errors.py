@@ -15,6 +15,7 @@
      │    ├── QueueFullError             499
      │    └── InternalServerError        5xx
      ├── APIResponseValidationError      an answer that does not parse as the contract says
+     │    └── ResponseTooLargeError      ... because it passed the client's max_response_bytes
      ├── InvalidRequestError (ValueError)  rejected before anything was sent
      ├── JobFailedError                  an asynchronous job ended FAILED
      └── JobTimeoutError (TimeoutError)  a job did not finish before its deadline
@@ -50,6 +51,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "TTAPIError",
     "status_error_class",
 ]
@@ -173,6 +175,19 @@ class APIResponseValidationError(TTAPIError):
         super().__init__(message)
         self.status_code = status_code
         self.excerpt = excerpt
+
+
+class ResponseTooLargeError(APIResponseValidationError):
+    """Raise when an answer's body (counted after decompression) passed the client's cap.
+
+    ``limit`` is the cap; ``received`` how many bytes had been read when reading stopped
+    (0 when the declared length alone was over it).
+    """
+
+    def __init__(self, message: str, *, limit: int, received: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.received = received
 
 
 class InvalidRequestError(TTAPIError, ValueError):

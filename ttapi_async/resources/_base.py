@@ -33,9 +33,12 @@ class Resource:
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
+        *,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> RequestOptions | None:
         if (
             timeout is NOT_GIVEN
+            and idle_timeout is NOT_GIVEN
             and max_retries is NOT_GIVEN
             and retry_possibly_submitted is NOT_GIVEN
             and not extra_headers
@@ -43,6 +46,7 @@ class Resource:
             return None  # the common case costs no allocation
         return RequestOptions(
             timeout=timeout,
+            idle_timeout=idle_timeout,
             max_retries=max_retries,
             retry_possibly_submitted=retry_possibly_submitted,
             extra_headers=extra_headers,
