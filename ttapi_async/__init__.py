@@ -1,6 +1,6 @@
 """Asyncio-first client for TTAPI's OpenAI image models."""
 
-from ._client import NOT_GIVEN, AsyncTTAPI, NotGiven
+from ._client import AsyncTTAPI
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -33,6 +33,7 @@ from ._models import (
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._sync import TTAPI
+from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 from ._watcher import JobWatcher
 from .resources import ImageStream

@@ -32,6 +32,7 @@ from ._models import excerpt
 from ._reading import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, read_body
 from ._response import Redactor, decode_json, envelope_failure, payload_error, status_error
 from ._retry import RetryPolicy
+from ._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "NOT_GIVEN", "AsyncTTAPI", "NotGiven", "RequestOptions"]
@@ -52,35 +53,10 @@ DEFAULT_MAX_CONNECTIONS: Final = 100
 _TRANSLATED: Final = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
-class NotGiven(enum.Enum):
-    """Sentinel type: an option the caller did not pass (``None`` means "no limit")."""
-
-    NOT_GIVEN = enum.auto()
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-NOT_GIVEN: Final = NotGiven.NOT_GIVEN
-
-
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
-
-
-@attrs.frozen
-class RequestOptions:
-    """Per-call overrides of the client's settings."""
-
-    timeout: float | NotGiven | None = NOT_GIVEN
-    idle_timeout: float | NotGiven | None = attrs.field(
-        default=NOT_GIVEN, validator=lambda _, __, v: _checked_idle(v, param="idle_timeout")
-    )
-    max_retries: int | NotGiven = NOT_GIVEN
-    retry_possibly_submitted: bool | NotGiven = NOT_GIVEN
-    extra_headers: Mapping[str, str] | None = None
 
 
 FormFactory = Callable[[], aiohttp.FormData]
@@ -91,7 +67,8 @@ class AsyncTTAPI:
 
     Use it as ``async with AsyncTTAPI() as client:`` or call ``await client.aclose()``.
     The key comes from ``api_key`` or the ``TTAPI_API_KEY`` environment variable; it is
-    never shown in a repr, an error or a log line.
+    never shown in a repr, an error or a log line. ``HTTP_PROXY`` / ``HTTPS_PROXY`` /
+    ``NO_PROXY`` are honoured (``trust_env=False`` ignores them); ``proxy=`` names one.
     """
 
     def __init__(
@@ -107,6 +84,8 @@ class AsyncTTAPI:
         default_headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
         validate: bool = True,
+        proxy: str | None = None,
+        trust_env: bool = True,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         allow_private_downloads: bool = False,
@@ -132,6 +111,11 @@ class AsyncTTAPI:
             policy = attrs.evolve(policy, max_retries=max_retries)
         self.retry_policy: RetryPolicy = policy
         self.max_connections = max_connections
+        # As requests and httpx do: HTTP(S)_PROXY / NO_PROXY are honoured unless trust_env
+        # is off; ``proxy`` wins over them. An https URL always goes through a CONNECT
+        # tunnel (aiohttp never forwards it in the clear), so a proxy never sees the key.
+        self._proxy = proxy
+        self._trust_env = trust_env
         self.validate = validate
         #: seconds without a byte (in a stream: without an event) once an answer has started
         self.idle_timeout: float | None = _checked_idle(idle_timeout, param="idle_timeout")
@@ -238,7 +222,12 @@ class AsyncTTAPI:
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections, limit_per_host=self.max_connections
             )
-            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                raise_for_status=False,
+                proxy=self._proxy,
+                trust_env=self._trust_env,
+            )
         self._state = _State.OPENED
         return self._session
 
@@ -265,8 +254,10 @@ class AsyncTTAPI:
         return cached
 
     def _idle_timeout(self, options: RequestOptions | None) -> float | None:
+        """Return the call's idle timeout; a bad one raises here, before anything is sent."""
         if options is not None and not isinstance(options.idle_timeout, NotGiven):
-            return options.idle_timeout
+            value: float | None = _checked_idle(options.idle_timeout, param="idle_timeout")
+            return value
         return self.idle_timeout
 
     def _retrying(self, *, idempotent: bool, options: RequestOptions | None) -> Any:

@@ -18,7 +18,8 @@
      │    └── ResponseTooLargeError      ... because it passed the client's max_response_bytes
      ├── InvalidRequestError (ValueError)  rejected before anything was sent
      ├── JobFailedError                  an asynchronous job ended FAILED
-     └── JobTimeoutError (TimeoutError)  a job did not finish before its deadline
+     ├── JobTimeoutError (TimeoutError)  a job did not finish before its deadline
+     └── LeaseTimeoutError (TimeoutError)  no job-in-progress lease came free in time
 
 A business failure that TTAPI answers with HTTP 200 and ``"status": "FAILED"``
 becomes the ``APIStatusError`` subclass its message points at (``BadRequestError``
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidRequestError",
     "JobFailedError",
     "JobTimeoutError",
+    "LeaseTimeoutError",
     "NotFoundError",
     "PermissionDeniedError",
     "QueueFullError",
@@ -218,6 +220,14 @@ class JobTimeoutError(TTAPIError, TimeoutError):
         self.status = status
 
 
+class LeaseTimeoutError(TTAPIError, TimeoutError):
+    """Raise when no lease for a job in progress came free before the timeout; nothing was sent."""
+
+    def __init__(self, message: str, *, product: str) -> None:
+        super().__init__(message)
+        self.product = product
+
+
 _BY_STATUS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -227,6 +237,12 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     429: RateLimitError,
     499: QueueFullError,
 }
+
+
+#: Statuses besides 5xx after which sending the same request again is harmless and may
+#: succeed (timeout, conflict, too early, rate limit, queue full): a poll is only
+#: rescheduled, an idempotent request retried.
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 499})
 
 
 def status_error_class(status_code: int) -> type[APIStatusError]:

@@ -17,8 +17,9 @@ from ._errors import JobTimeoutError
 from ._models import JobResult, JobStatus
 
 if TYPE_CHECKING:
+    from ._kinds import JobKind
     from ._schedule import Plan
-    from ._watcher import JobWatcher, _Kind
+    from ._watcher import JobWatcher
 
 __all__ = ["Job", "UpdateCallback"]
 
@@ -89,7 +90,7 @@ class Job:
         self,
         job_id: str,
         watcher: JobWatcher,
-        kind: _Kind,
+        kind: JobKind,
         *,
         started: float,
         deadline: float,

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import tenacity
 
+from ._errors import TRANSIENT_STATUSES as _IDEMPOTENT_RETRY_STATUSES
 from ._errors import APIConnectionError, APIStatusError, TTAPIError
 
 __all__ = [
@@ -34,8 +35,6 @@ Sleep = Callable[[float], Awaitable[None]]
 
 # Statuses that mean "the server did not take the work, come back later".
 _REFUSED_STATUSES = frozenset({429, 499, 503})
-# Statuses worth another try when repeating the request is harmless.
-_IDEMPOTENT_RETRY_STATUSES = frozenset({408, 409, 425, 429, 499, 500, 502, 503, 504})
 
 _testing = False
 

@@ -1,36 +1,8 @@
 """When to poll a job next: a tenacity wait strategy, and one that learns from recent jobs.
 
-A job's polls are placed by a tenacity wait object called with a ``RetryCallState``
-whose ``attempt_number`` is the number of polls so far and whose ``seconds_since_start``
-is the job's age (both in the watcher's clock). The default strategy, ``LearnedWait``,
-keeps the durations of recent jobs of the same kind (family and model) and polls
-
-- for the first time near the 2nd percentile of those durations (rarely too late),
-- then at intervals growing with the job's age: about 14% of the age before the
-  median duration, 6% after it, where a job still running is most likely to finish
-  soon (the chance of finishing in the next second grows with age for lognormal-like
-  durations),
-
-all clamped to ``[min_interval, max_interval]``. Placing polls at a fixed fraction of
-the job's age keeps the detection delay a fixed fraction of the duration; placing the
-dense ones where jobs finish keeps the count of fetches low.
-
-The quantiles are a survival (Kaplan-Meier) estimate, not plain quantiles of the
-durations seen: a job still pending is a right-censored observation, its age at its
-last poll a lower bound of its duration. Without that, the first durations learned
-during a big batch are those of its fastest jobs (the slow ones are still running),
-the median reads far too low and dense polling starts far too early. With it, a
-quantile is known only once enough of the jobs observed that long have finished; the
-estimate stops where fewer than half of the jobs that may have reached an age have
-been seen at it (the others' last poll was earlier). The dense part still runs to the
-end (``dense_to=1.0``): after the median, the chance of finishing soon only grows.
-
-On a cold start (fewer than ``min_samples`` durations, or a quantile not known yet) a
-job is placed by what is known so far: before ``onset_quantile`` of the jobs of its
-kind are known to have finished by its age, by a plain tenacity strategy (by default
-a first delay, then exponential backoff with jitter up to a cap: about 25% of the age
-between polls); past that onset, by the sparse and dense fractions of its age, dense
-once the median (``dense_from``) is known to be behind it.
+The learned schedule places polls at a fraction of each job's age, dense where jobs of its
+kind finish; jobs still pending count as lower bounds (Kaplan-Meier). Why, and how the
+cold start works: docs/watcher.md.
 """
 
 from __future__ import annotations
@@ -80,7 +52,7 @@ class PollSchedule:
     ``wait`` is any tenacity wait strategy (``tenacity.wait_fixed(2)``...): it gives the
     delay after poll number ``attempt_number``. With ``learn`` (the default), it only
     serves until jobs of the same kind are known to be finishing at the job's age
-    (counting the jobs still pending: see this module's docstring); then the learned
+    (counting the jobs still pending: see docs/watcher.md); then the learned
     schedule takes over, within ``min_interval`` and ``max_interval``. ``deadline`` is
     how long a job is watched before ``JobTimeoutError``. ``first_delay`` is the first
     poll's delay on a cold start.
@@ -322,8 +294,8 @@ class LearnedWait(wait_base):
     """A tenacity wait that places polls by the durations of recent jobs of one kind.
 
     ``stats`` holds finished durations, ``pending`` the ages at which the jobs still
-    pending were last seen (fed by the watcher); quantiles combine both (see the module
-    docstring). A job keeps the ``Plan`` current when it was submitted, once every
+    pending were last seen (fed by the watcher); quantiles combine both (see
+    docs/watcher.md). A job keeps the ``Plan`` current when it was submitted, once every
     quantile is known; before that (a cold start), it follows what is known at each poll.
     Called as a plain tenacity wait, it uses the current plan.
     """

@@ -13,7 +13,6 @@ from _support import GENERATION_OK, GENERATIONS
 from hostile.conftest import ClientFactory
 from hostile.server import HostileServer, after, drip, respond, sse_keepalive, stall
 from ttapi_async import APITimeoutError, AsyncTTAPI, InvalidRequestError
-from ttapi_async._client import RequestOptions
 
 FETCH = "/openai/4o-image/fetch"
 IDLE = 0.2
@@ -75,20 +74,26 @@ async def test_the_wait_for_the_answer_to_start_is_not_idle(
     assert result.created == GENERATION_OK["created"]
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), True, "5"])
-def test_idle_timeout_is_checked_before_anything_is_sent(bad: object) -> None:
-    """A bad idle timeout, per client or per call, raises InvalidRequestError at once."""
+BAD = [0, -1.0, float("inf"), float("nan"), True, "5"]
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_a_bad_client_idle_timeout_is_refused_at_construction(bad: object) -> None:
+    """A bad ``AsyncTTAPI(idle_timeout=...)`` raises InvalidRequestError at once."""
     with pytest.raises(InvalidRequestError, match="idle_timeout"):
         AsyncTTAPI(api_key="k", idle_timeout=bad)  # type: ignore[arg-type]
-    with pytest.raises(InvalidRequestError, match="idle_timeout"):
-        RequestOptions(idle_timeout=bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", BAD)
 async def test_a_bad_per_call_idle_timeout_sends_nothing(
-    hostile: HostileServer, hostile_client: AsyncTTAPI
+    hostile: HostileServer, hostile_client: AsyncTTAPI, bad: object
 ) -> None:
-    """``generate(idle_timeout=0)`` raises before the paid POST goes out."""
+    """``generate(idle_timeout=0)`` (or any bad value) raises before the paid POST goes out."""
     hostile.on(GENERATIONS, respond(200, body=GENERATION_OK))
-    with pytest.raises(InvalidRequestError):
-        await hostile_client.images.generate(prompt="a cat", model="dall-e-2", idle_timeout=0)
+    with pytest.raises(InvalidRequestError, match="idle_timeout"):
+        await hostile_client.images.generate(
+            prompt="a cat",
+            model="dall-e-2",
+            idle_timeout=bad,  # type: ignore[arg-type]
+        )
     assert hostile.requests == []

@@ -48,6 +48,8 @@ async def construct() -> None:
             default_headers={"X-Team": "art"},
             session=session,
             validate=False,
+            proxy="http://proxy.internal:3128",
+            trust_env=False,
         )
         await borrowed.aclose()
     assert_type(borrowed.closed, bool)

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .._client import NOT_GIVEN, NotGiven, RequestOptions
+from .._types import NOT_GIVEN, NotGiven, RequestOptions, compact
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
 
 __all__ = ["Resource", "compact"]
-
-
-def compact(**fields: Any) -> dict[str, Any]:
-    """Return the fields that were given (``None`` means "leave it to the server")."""
-    return {k: v for k, v in fields.items() if v is not None}
 
 
 class Resource:

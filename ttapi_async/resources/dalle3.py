@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._client import NOT_GIVEN, NotGiven
 from .._models import ImagesResponse, bind, structure
 from .._params import validate_dalle3
 from .._response import maybe_unwrap
+from .._types import NOT_GIVEN, NotGiven
 from ._base import Resource, compact
 
 __all__ = ["Dalle3"]

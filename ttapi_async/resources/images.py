@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._client import NOT_GIVEN, NotGiven, RequestOptions
 from .._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -20,6 +19,7 @@ from .._params import validate_edit, validate_edit_json, validate_generate
 from .._reading import sse_events
 from .._response import maybe_unwrap
 from .._sse import ServerSentEvent
+from .._types import NOT_GIVEN, NotGiven, RequestOptions
 from .._uploads import ImageInput, build_form, is_reference, prepare_upload, reference
 from ._base import Resource, compact
 

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from .._client import NOT_GIVEN, NotGiven, RequestOptions
 from .._errors import APIResponseValidationError, InvalidRequestError
 from .._job import Job
 from .._models import JobResult, JobStatus, bind, converter, excerpt, structure, with_job_id
 from .._params import validate_4o_job, validate_gpt_job
 from .._response import envelope_failure, unwrap_envelope
+from .._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._base import Resource, compact
 
 if TYPE_CHECKING:
