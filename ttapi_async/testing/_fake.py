@@ -32,6 +32,19 @@ def _default_clock(clock: Clock | None) -> Clock:
     return time.monotonic if clock is None else clock
 
 
+def _duration(value: Duration | float) -> Duration:
+    # A bare number is the obvious way to say "always this long".
+    if isinstance(value, Duration):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Duration.fixed(float(value))
+    raise TypeError(f"expected a Duration or a number of seconds, got {type(value).__name__}")
+
+
+def _optional_duration(value: Duration | float | None) -> Duration | None:
+    return None if value is None else _duration(value)
+
+
 def _strings(values: Iterable[str]) -> tuple[str, ...]:
     # A bare str would become a tuple of characters: one key is still one key.
     return (values,) if isinstance(values, str) else tuple(values)
@@ -58,7 +71,7 @@ _SPELLINGS = attrs.validators.in_(("jobId", "job_id", "both"))
 
 @attrs.define(kw_only=True, eq=False)
 class FakeTTAPI:
-    """Emulate TTAPI's image API (every endpoint of API.md) on a local port.
+    """Emulate TTAPI's image API (every endpoint of docs/contract.md) on a local port.
 
     ::
 
@@ -108,11 +121,16 @@ class FakeTTAPI:
     #: how long image URLs live (the vendor: 60 minutes)
     url_ttl: float = attrs.field(default=3600.0, validator=_positive)
     #: extra time the synchronous endpoints take before answering (None: none)
-    latency: Duration | None = None
+    latency: Duration | None = attrs.field(default=None, converter=_optional_duration)
     #: pause between server-sent events
     stream_interval: float = 0.0
-    #: how long a job takes from submission to its end
-    job_duration: Duration = _DEFAULT_JOB_DURATION
+    #: partial images a stream sends: "varied" (seeded: all asked half the time, fewer
+    #: otherwise, as the service may finish first) or "exact" (always ``partial_images``)
+    stream_partials: Literal["varied", "exact"] = attrs.field(
+        default="varied", validator=attrs.validators.in_(("varied", "exact"))
+    )
+    #: how long a job takes from submission to its end (a number: always that many seconds)
+    job_duration: Duration = attrs.field(default=_DEFAULT_JOB_DURATION, converter=_duration)
     #: the share of that time spent PENDING_QUEUE before ON_QUEUE
     queue_share: float = attrs.field(default=0.2, validator=_share)
     #: the probability that a job ends FAILED
