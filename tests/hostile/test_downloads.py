@@ -7,17 +7,20 @@ literal, so judging it needs no DNS.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
 from _support import GENERATIONS, PNG
 
 from hostile.conftest import ClientFactory
-from hostile.server import HostileServer, redirect, respond
+from hostile.server import HostileServer, redirect, respond, stall
 from ttapi_async import (
     APIResponseValidationError,
+    APITimeoutError,
     AsyncTTAPI,
     ImageData,
     InternalServerError,
@@ -171,3 +174,89 @@ def test_a_job_result_expires_60_minutes_after_it_finished_when_the_zone_is_know
         job_id="j", image_url="https://x/y.png", finish_time=finished.replace(tzinfo=None)
     )
     assert naive.url_expires_at is None
+
+
+# --- names, not addresses: what a host resolves to is judged ---------------------------------
+
+
+def _resolving(monkeypatch: pytest.MonkeyPatch, table: dict[str, str]) -> None:
+    """Make the running loop's getaddrinfo answer from ``table`` (no DNS is ever asked)."""
+    loop = asyncio.get_running_loop()
+
+    async def getaddrinfo(host: str, port: object, **_: object) -> list[tuple[object, ...]]:
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "unknown")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (table[host], port or 80))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused(
+    make_hostile_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host name is judged by the addresses it resolves to, not by how it looks."""
+    _resolving(monkeypatch, {"cdn.internal": "10.0.0.5"})
+    client = make_hostile_client(base_url=PUBLIC_BASE)
+    with pytest.raises(APIResponseValidationError, match=r"10\.0\.0\.5"):
+        await _item(client, "http://cdn.internal/x.png").read()
+
+
+async def test_a_base_url_name_resolving_privately_allows_private_downloads(
+    hostile: HostileServer, make_hostile_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An emulator reached by a name (say, in docker compose) counts as a private base_url."""
+    _resolving(monkeypatch, {"fake-ttapi": "172.18.0.2"})
+    hostile.on("/img.png", IMAGE)
+    client = make_hostile_client(base_url="http://fake-ttapi:8000")
+    assert await _item(client, hostile.url + "/img.png").read() == PNG
+
+
+async def test_an_unresolvable_name_is_left_to_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name that does not resolve here is not judged (the request would fail on its own)."""
+    _resolving(monkeypatch, {})
+    assert await _downloads.Downloads._addresses("nowhere.example", 443) == []
+
+
+async def test_a_localhost_base_url_allows_loopback_downloads(
+    hostile: HostileServer, make_hostile_client: ClientFactory
+) -> None:
+    """``base_url="http://localhost:..."`` is the emulator too: loopback downloads work."""
+    hostile.on("/img.png", IMAGE)
+    client = make_hostile_client(base_url=f"http://localhost:{hostile.port}")
+    assert await _item(client, hostile.url + "/img.png").read() == PNG
+
+
+# --- what comes back ------------------------------------------------------------------------
+
+
+async def test_endless_redirects_are_refused(
+    hostile: HostileServer, hostile_client: AsyncTTAPI
+) -> None:
+    """A download redirected in a loop stops after 5 hops with a typed error."""
+    hostile.on("/a.png", redirect(302, "/b.png"))
+    hostile.on("/b.png", redirect(302, "/a.png"))
+    with pytest.raises(APIResponseValidationError, match="redirected more than 5 times"):
+        await _item(hostile_client, hostile.url + "/a.png").read()
+    assert len(hostile.requests) == 6
+
+
+@pytest.mark.parametrize(("body", "problem"), [(b"", "is empty"), (b"\x89PN", "not a PNG")])
+async def test_an_empty_or_short_download_is_not_an_image(
+    hostile: HostileServer, hostile_client: AsyncTTAPI, body: bytes, problem: str
+) -> None:
+    """An empty body, or one shorter than any image's magic bytes, raises."""
+    hostile.on("/img.png", respond(200, {"Content-Type": "image/png"}, body))
+    with pytest.raises(APIResponseValidationError, match=problem):
+        await _item(hostile_client, hostile.url + "/img.png").read()
+
+
+async def test_a_stalled_download_ends_in_an_idle_timeout(
+    hostile: HostileServer, make_hostile_client: ClientFactory
+) -> None:
+    """A download that stops after its first bytes raises APITimeoutError (idle timeout)."""
+    hostile.on("/img.png", stall(PNG[:20], headers={"Content-Type": "image/png"}))
+    client = make_hostile_client(idle_timeout=0.2, max_retries=0)
+    with pytest.raises(APITimeoutError, match="idle timeout"):
+        await _item(client, hostile.url + "/img.png").read()

@@ -11,7 +11,7 @@ import pytest
 from _support import GENERATION_OK, GENERATIONS
 
 from hostile.conftest import ClientFactory
-from hostile.server import HostileServer, after, drip, respond, sse_keepalive, stall
+from hostile.server import HostileServer, after, drip, raw, respond, sse_keepalive, stall
 from ttapi_async import APITimeoutError, AsyncTTAPI, InvalidRequestError
 
 FETCH = "/openai/4o-image/fetch"
@@ -97,3 +97,29 @@ async def test_a_bad_per_call_idle_timeout_sends_nothing(
             idle_timeout=bad,  # type: ignore[arg-type]
         )
     assert hostile.requests == []
+
+
+async def test_a_slow_but_steady_answer_is_not_idle(
+    hostile: HostileServer, make_hostile_client: ClientFactory
+) -> None:
+    """Bytes 0.02 s apart keep a 0.5 s idle timer from firing, however long the answer takes."""
+    body = b'{"created": 1, "data": []}'  # 26 bytes: over 0.5 s in all
+    hostile.on(GENERATIONS, drip(body, every=0.02))
+    client = make_hostile_client(idle_timeout=0.5)
+    result = await client.images.generate(prompt="a cat", model="dall-e-2")
+    assert result.created == 1
+
+
+async def test_no_idle_timeout_reads_answers_and_streams_as_before(
+    hostile: HostileServer, make_hostile_client: ClientFactory
+) -> None:
+    """With ``idle_timeout=None`` answers and streams are read with no timer at all."""
+    event = b'data: {"type": "image_generation.completed", "b64_json": "AAAA"}\n\n'
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    hostile.on(GENERATIONS, respond(200, body=GENERATION_OK))
+    client = make_hostile_client(idle_timeout=None)
+    assert (await client.images.generate(prompt="a cat", model="dall-e-2")).data
+    hostile.on(GENERATIONS, raw(head + b"Content-Length: %d\r\n\r\n" % len(event) + event))
+    async with client.images.stream(prompt="a cat", model="gpt-image-1") as stream:
+        kinds = [e.type async for e in stream]
+    assert kinds == ["image_generation.completed"]
