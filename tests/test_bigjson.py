@@ -166,6 +166,16 @@ def test_nesting_too_deep_is_a_value_error(body: bytes) -> None:
         _bigjson.loads(body)
 
 
+def test_nesting_is_limited_even_where_json_loads_would_take_it() -> None:
+    """Valid JSON nested past MAX_DEPTH is refused; at MAX_DEPTH, and in strings, it is not."""
+    limit = _bigjson.MAX_DEPTH
+    assert _bigjson.loads(b"[" * limit + b"]" * limit) == json.loads(b"[" * limit + b"]" * limit)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        _bigjson.loads(b"[" * (limit + 1) + b"]" * (limit + 1))
+    in_string = json.dumps({"a": "[" * 500 + '\\"', "b": '"[{', "c": [[1]]}).encode()
+    assert _bigjson.loads(in_string) == json.loads(in_string)
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 @pytest.mark.parametrize("pad", [0, 70_000], ids=["small", "big"])
 def test_nan_and_infinity_are_not_json(literal: str, pad: int) -> None:

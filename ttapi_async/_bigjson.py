@@ -90,21 +90,49 @@ def _loads_text(text: str) -> Any:
     return obj
 
 
+#: Deeper nesting is refused. Answers nest 5 levels at most; what walks a decoded answer
+#: (redaction, the converter, excerpts) recurses, and 900 levels would end in RecursionError.
+MAX_DEPTH: Final = 64
+_STRUCTURE: Final = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)
+
+
+def _check_depth(data: bytes) -> None:
+    # Counting openers is C-fast; only a body with more of them than the limit (never a real
+    # answer) is walked, token by token, skipping strings and their escapes.
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return
+    depth = 0
+    in_string = False
+    for match in _STRUCTURE.finditer(data):
+        token = match.group()
+        if token == b'"':
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"JSON nested too deeply (over {MAX_DEPTH} levels)")
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
 def loads(body: bytes) -> Any:
     """Return ``json.loads(body)``, faster when the body holds large ``b64_json`` values.
 
     Stricter than ``json.loads`` in two ways, both raising ``ValueError``: ``NaN`` and
-    ``Infinity`` are refused (they are not JSON), and so is nesting too deep for Python's
-    recursion limit (100,000 ``[`` would otherwise be a ``RecursionError``).
+    ``Infinity`` are refused (they are not JSON), and so is nesting over ``MAX_DEPTH``
+    levels (100,000 ``[`` would otherwise be a ``RecursionError``, here or later).
     """
     try:
         return _loads(body)
-    except RecursionError:
+    except RecursionError:  # not reached past _check_depth; kept as the last line of defence
         raise ValueError("JSON nested too deeply") from None
 
 
 def _loads(body: bytes) -> Any:
     if len(body) < BIG_BODY_BYTES:
+        _check_depth(body)
         if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
             # UTF-8 (the JSON RFC's only encoding): skip json's encoding sniffing. The error
             # handler is the one json.loads(bytes) uses, so both accept the same bodies.
@@ -112,8 +140,10 @@ def _loads(body: bytes) -> Any:
         return json.loads(body, parse_constant=_not_json)
     lifted = _lift(body)
     if lifted is None:
+        _check_depth(body)
         return json.loads(body, parse_constant=_not_json)
     skeleton, values = lifted
+    _check_depth(skeleton)
 
     def restore(obj: dict[str, Any]) -> dict[str, Any]:
         for key, value in obj.items():

@@ -106,10 +106,8 @@ class Downloads:
             )
         if self._client.allow_private_downloads:
             return
-        if await self._base_is_private():
-            return
         private = [a for a in await self._addresses(url.host, url.port) if is_private(a)]
-        if private:
+        if private and not await self._base_is_private():
             raise APIResponseValidationError(
                 f"refusing to download {_shown(url)}: {url.host} is a private, loopback or "
                 f"link-local address ({private[0]}); pass allow_private_downloads=True to "
@@ -117,7 +115,7 @@ class Downloads:
             )
 
     async def _base_is_private(self) -> bool:
-        # Asked only when a download's target is judged, and remembered: base_url is fixed.
+        # Asked only when a download's target is private, and remembered: base_url is fixed.
         if self._base_private is None:
             base = URL(self._client.base_url)
             host = base.host or ""

@@ -25,6 +25,8 @@ CAP = 1024 * 1024
 # in pieces of at most a few hundred KiB, decompressed or not).
 SLACK = 1024 * 1024
 DEEP = b"[" * 100_000
+# Valid JSON, shallow enough for json.loads, deep enough to make what walks it recurse too far.
+BALANCED = b'{"error": ' + b"[" * 900 + b"]" * 900 + b"}"
 
 
 async def _generate(client: AsyncTTAPI) -> object:
@@ -134,20 +136,22 @@ async def test_deep_nesting_in_an_answer_is_a_validation_error(
         await _generate(hostile_client)
 
 
+@pytest.mark.parametrize("body", [DEEP, BALANCED], ids=["100k-open", "900-balanced"])
 async def test_deep_nesting_in_a_job_fetch_is_a_validation_error(
-    hostile: HostileServer, hostile_client: AsyncTTAPI
+    hostile: HostileServer, hostile_client: AsyncTTAPI, body: bytes
 ) -> None:
-    """100,000 "[" as a job fetch answer raises APIResponseValidationError."""
-    hostile.on(FETCH, respond(200, body=DEEP))
+    """100,000 "[" (or valid JSON 900 deep) as a job fetch raises APIResponseValidationError."""
+    hostile.on(FETCH, respond(200, body=body))
     with pytest.raises(APIResponseValidationError):
         await hostile_client.gpt4o.fetch("job-1")
 
 
+@pytest.mark.parametrize("body", [DEEP, BALANCED], ids=["100k-open", "900-balanced"])
 async def test_deep_nesting_in_an_error_body_keeps_the_status_error(
-    hostile: HostileServer, hostile_client: AsyncTTAPI
+    hostile: HostileServer, hostile_client: AsyncTTAPI, body: bytes
 ) -> None:
-    """A 400 whose body is 100,000 "[" is still a BadRequestError."""
-    hostile.on(GENERATIONS, respond(400, body=DEEP))
+    """A 400 whose body is 100,000 "[" (or valid JSON 900 deep) is still a BadRequestError."""
+    hostile.on(GENERATIONS, respond(400, body=body))
     with pytest.raises(BadRequestError):
         await _generate(hostile_client)
 
