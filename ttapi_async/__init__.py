@@ -17,6 +17,7 @@ from ._errors import (
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
+    RedirectError,
     ResponseTooLargeError,
     TTAPIError,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "PollSchedule",
     "QueueFullError",
     "RateLimitError",
+    "RedirectError",
     "ResponseTooLargeError",
     "RetryPolicy",
     "TTAPIError",

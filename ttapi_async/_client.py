@@ -21,17 +21,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._bigjson import dumps
 from ._downloads import Downloads
-from ._errors import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APITimeoutError,
-    InvalidRequestError,
-    TTAPIError,
-)
+from ._errors import APIResponseValidationError, InvalidRequestError, TTAPIError
 from ._models import excerpt
 from ._reading import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, read_body
-from ._response import Redactor, decode_json, envelope_failure, payload_error, status_error
+from ._redact import REDACTOR, register
+from ._redirects import MAX_REDIRECTS, is_redirect, redirect_target
+from ._response import decode_json, envelope_failure, payload_error, status_error
 from ._retry import RetryPolicy
+from ._translation import TRANSLATED, Translating, path_of, translate
 from ._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._version import __version__
 
@@ -48,9 +45,6 @@ DEFAULT_TIMEOUT: Final = 600.0
 DEFAULT_CONNECT_TIMEOUT: Final = 30.0
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_MAX_CONNECTIONS: Final = 100
-# What _translated() maps onto the error tree. asyncio.TimeoutError is named: before
-# Python 3.11 it is not an OSError.
-_TRANSLATED: Final = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
 class _State(enum.Enum):
@@ -100,7 +94,10 @@ class AsyncTTAPI:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self._api_key = key
-        self._redact = Redactor(key)
+        # Process-wide, and for the life of the process: every error and log record is
+        # cleaned of every client's key, even after the client that had it closed.
+        register(key)
+        self._redact = REDACTOR
         url = base_url or os.environ.get("TTAPI_BASE_URL") or DEFAULT_BASE_URL
         self.base_url: str = url.rstrip("/")
         self.timeout = timeout
@@ -254,10 +251,9 @@ class AsyncTTAPI:
         return cached
 
     def _idle_timeout(self, options: RequestOptions | None) -> float | None:
-        """Return the call's idle timeout; a bad one raises here, before anything is sent."""
+        # A per-call value was checked where it was given (resources' _options).
         if options is not None and not isinstance(options.idle_timeout, NotGiven):
-            value: float | None = _checked_idle(options.idle_timeout, param="idle_timeout")
-            return value
+            return options.idle_timeout
         return self.idle_timeout
 
     def _retrying(self, *, idempotent: bool, options: RequestOptions | None) -> Any:
@@ -301,7 +297,7 @@ class AsyncTTAPI:
         ``idempotent`` says whether repeating the request is harmless (polls) or could
         create paid work twice (every submitting POST); see ``_retry.should_retry``.
         """
-        data = dumps(json_body) if json_body is not None else None
+        data = _encoded(json_body)
         headers = self._headers(options, json_body=data is not None)
         url = self._url(path)
         timeout = self._client_timeout(options)
@@ -316,6 +312,7 @@ class AsyncTTAPI:
                 data=payload,
                 params=params,
                 timeout=timeout,
+                idempotent=idempotent,
                 idle=idle,
             )
 
@@ -362,42 +359,57 @@ class AsyncTTAPI:
         data: Any,
         params: Mapping[str, str] | None,
         timeout: aiohttp.ClientTimeout,
+        idempotent: bool = False,
         idle: float | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send once; return (status, headers, body) of a 2xx/3xx answer or raise typed."""
+        """Send once; return (status, headers, body) of a 2xx answer or raise typed.
+
+        Redirects are never left to aiohttp, which would send the key to any origin and
+        re-POST on 307/308: ``_redirects`` decides (same-origin 307/308 of a repeatable
+        request only).
+        """
         session = self._get_session()
         debug = logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if debug else 0.0
-        # try/except rather than ``with self._translate(...)``: the hot path, and a try costs
-        # nothing until something is raised.
-        try:
-            resp = await session.request(
-                method,
-                url,
-                data=data,
-                headers=headers,
-                params=params,
-                timeout=timeout,
-                # A borrowed session may raise on 4xx itself; error bodies are parsed here.
-                raise_for_status=False,
-            )
+        for hops in range(MAX_REDIRECTS + 1):
+            started = time.perf_counter() if debug else 0.0
+            # try/except rather than ``with Translating(...)``: the hot path, and a try
+            # costs nothing until something is raised.
             try:
-                body = await read_body(
-                    resp,
-                    limit=self.max_response_bytes,
-                    idle=idle,
-                    method=method,
-                    path=_path_of(url),
+                resp = await session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    params=params,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    # A borrowed session may raise on 4xx itself; error bodies are parsed here.
+                    raise_for_status=False,
                 )
-            finally:
-                resp.release()
-                await resp.wait_for_close()
-        except _TRANSLATED as exc:
-            translated = self._translated(method, url, exc)
-            if translated is None:
-                raise
-            raise translated from exc
-        return resp.status, self._checked(method, url, resp, body, started, debug), body
+                try:
+                    body = await read_body(
+                        resp,
+                        limit=self.max_response_bytes,
+                        idle=idle,
+                        method=method,
+                        path=path_of(url),
+                    )
+                finally:
+                    resp.release()
+                    await resp.wait_for_close()
+            except TRANSLATED as exc:
+                translated = translate(exc, method=method, url=url, base_url=self.base_url)
+                if translated is None:
+                    raise
+                raise translated from exc
+            resp_headers = self._checked(method, url, resp, body, started, debug)
+            if not is_redirect(resp.status):
+                return resp.status, resp_headers, body
+            url = redirect_target(
+                method, url, resp.status, resp_headers, idempotent=idempotent, hops=hops
+            )
+            params = None  # the Location names the whole target, query included
+        raise AssertionError("unreachable: redirect_target refuses the last hop")
 
     def _checked(
         self,
@@ -414,7 +426,7 @@ class AsyncTTAPI:
             logger.debug(
                 "%s %s -> %d (%d bytes, %.3fs)",
                 method,
-                _path_of(url),
+                path_of(url),
                 status,
                 len(body),
                 time.perf_counter() - started,
@@ -422,54 +434,6 @@ class AsyncTTAPI:
         if status >= 400:
             raise status_error(status, resp.headers, body, redact=self._redact)
         return resp.headers
-
-    def _translate(self, method: str, url: str) -> _Translate:
-        """Return a context manager that maps aiohttp's exceptions onto the error tree.
-
-        Cancellation (and any other BaseException) passes untouched.
-        """
-        return _Translate(self, method, url)
-
-    def _translated(self, method: str, url: str, exc: BaseException) -> TTAPIError | None:
-        """Return the error-tree counterpart of an aiohttp or OS exception, or None."""
-        path = _path_of(url)
-        if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
-            # A configuration mistake (base_url): nothing was sent, and no retry can help.
-            return InvalidRequestError(
-                f"cannot send {method} to {path!r}: not a valid http(s) URL", param="base_url"
-            )
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            # Raised while connecting: nothing was sent, so any request may be retried.
-            return APITimeoutError(
-                f"timed out connecting to {self.base_url}", method=method, url=path
-            )
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return APIConnectionError(
-                f"cannot connect to {exc.host}:{exc.port} ({type(exc.os_error).__name__})",
-                method=method,
-                url=path,
-            )
-        # Before OSError: TimeoutError is one. A total timeout that expires while connecting
-        # also lands here; we cannot tell it from one after sending, so it is "possibly".
-        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-            return APITimeoutError(
-                f"{method} {path} timed out", possibly_submitted=True, method=method, url=path
-            )
-        if isinstance(exc, aiohttp.ClientResponseError):
-            return APIConnectionError(
-                f"{method} {path}: malformed HTTP answer ({exc.message})",
-                possibly_submitted=True,
-                method=method,
-                url=path,
-            )
-        if isinstance(exc, (aiohttp.ClientError, OSError)):
-            return APIConnectionError(
-                f"{method} {path}: connection lost ({type(exc).__name__})",
-                possibly_submitted=True,
-                method=method,
-                url=path,
-            )
-        return None
 
     @contextlib.asynccontextmanager
     async def _stream(
@@ -485,7 +449,7 @@ class AsyncTTAPI:
         Retries cover only getting the stream's first answer; once events flow, a broken
         stream raises (the generation it carried was paid for and cannot be replayed).
         """
-        data = dumps(json_body) if json_body is not None else None
+        data = _encoded(json_body)
         headers = {**self._headers(options, json_body=data is not None)}
         headers["Accept"] = "text/event-stream"
         url = self._url(path)
@@ -500,7 +464,7 @@ class AsyncTTAPI:
                 )
         assert resp is not None
         try:
-            with self._translate("POST", url):
+            with Translating("POST", url, self.base_url):
                 yield resp
         finally:
             resp.release()
@@ -514,10 +478,18 @@ class AsyncTTAPI:
         idle: float | None,
     ) -> aiohttp.ClientResponse:
         session = self._get_session()
-        with self._translate("POST", url):
+        with Translating("POST", url, self.base_url):
             resp = await session.post(
-                url, data=data, headers=headers, timeout=timeout, raise_for_status=False
+                url,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,  # see _attempt: a paid POST never follows one
+                raise_for_status=False,
             )
+            if is_redirect(resp.status):
+                resp.release()
+                redirect_target("POST", url, resp.status, resp.headers, idempotent=False, hops=0)
             # A JSON answer to a stream request is an error in one of its shapes (a 200 with
             # a FAILED envelope included), never an empty stream.
             if resp.status >= 400 or resp.content_type == "application/json":
@@ -527,7 +499,7 @@ class AsyncTTAPI:
                         limit=self.max_response_bytes,
                         idle=idle,
                         method="POST",
-                        path=_path_of(url),
+                        path=path_of(url),
                     )
                 finally:
                     resp.release()
@@ -564,30 +536,16 @@ class AsyncTTAPI:
         return await self._downloads.save(url, path, expires_at=expires_at)
 
 
-class _Translate:
-    """``with client._translate(method, url):`` -- raise aiohttp's errors as the tree's."""
-
-    __slots__ = ("_client", "_method", "_url")
-
-    def __init__(self, client: AsyncTTAPI, method: str, url: str) -> None:
-        self._client = client
-        self._method = method
-        self._url = url
-
-    def __enter__(self) -> None:
+def _encoded(json_body: Mapping[str, Any] | None) -> bytes | None:
+    """Return the JSON text of a body; what JSON cannot hold is refused before sending."""
+    if json_body is None:
         return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or not isinstance(exc, _TRANSLATED):
-            return  # success, cancellation, or one of our own errors: unchanged
-        translated = self._client._translated(self._method, self._url, exc)
-        if translated is not None:
-            raise translated from exc
+    try:
+        return dumps(json_body)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidRequestError(
+            f"the request body is not JSON ({type(exc).__name__})", param="body"
+        ) from None
 
 
 def _checked_idle(value: object, *, param: str) -> Any:
@@ -611,8 +569,3 @@ def _checked_cap(value: object) -> int:
             value=value,
         )
     return value
-
-
-def _path_of(url: str) -> str:
-    # Logged and put in errors: drop the query string, which could carry tokens.
-    return url.split("?", 1)[0]

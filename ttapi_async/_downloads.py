@@ -29,6 +29,7 @@ from ._errors import APIResponseValidationError, APIStatusError, status_error_cl
 from ._files import MAX_DOWNLOAD_BYTES, atomic_writer, check_image
 from ._models import URL_LIFETIME
 from ._reading import IdleExpired, IdleTimer
+from ._translation import Translating
 
 if TYPE_CHECKING:
     from ._client import AsyncTTAPI
@@ -152,7 +153,7 @@ class Downloads:
         target = URL(url)
         for _ in range(_MAX_REDIRECTS + 1):
             await self._check(target)
-            with client._translate("GET", _shown(target)):
+            with Translating("GET", _shown(target), client.base_url):
                 async with session.get(
                     target,
                     headers=headers,

@@ -6,6 +6,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .._types import NOT_GIVEN, NotGiven, RequestOptions, compact
+from ._checks import (
+    check_extra_headers,
+    check_idle_timeout,
+    check_max_retries,
+    check_retry_possibly_submitted,
+    check_timeout,
+)
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
@@ -38,7 +45,13 @@ class Resource:
             and retry_possibly_submitted is NOT_GIVEN
             and not extra_headers
         ):
-            return None  # the common case costs no allocation
+            return None  # the common case costs no allocation (and no check)
+        # Before anything is sent: a bad option found after a paid POST is money lost.
+        check_timeout(timeout)
+        check_idle_timeout(idle_timeout)
+        check_max_retries(max_retries)
+        check_retry_possibly_submitted(retry_possibly_submitted)
+        check_extra_headers(extra_headers)
         return RequestOptions(
             timeout=timeout,
             idle_timeout=idle_timeout,
