@@ -1,4 +1,4 @@
-"""Every status of API.md section 0, in both error shapes, on every endpoint; bad bodies."""
+"""Every status of docs/contract.md, in both error shapes, on every endpoint; bad bodies."""
 
 from __future__ import annotations
 
@@ -288,12 +288,12 @@ async def test_status_error_is_raised_once_without_retry(
     + [(502, InternalServerError), (503, InternalServerError), (418, APIStatusError)],
 )
 def test_status_error_class_table(status: int, cls: type[APIStatusError]) -> None:
-    """``status_error_class`` maps each status to DESIGN.md's class (unknown 4xx: the base)."""
+    """``status_error_class`` maps each status to its documented class (unknown 4xx: the base)."""
     assert status_error_class(status) is cls
 
 
 def test_error_tree_matches_design() -> None:
-    """The error classes nest as DESIGN.md draws them."""
+    """The error classes nest as ``_errors.py`` draws them."""
     assert issubclass(APITimeoutError, APIConnectionError)
     assert issubclass(APIConnectionError, TTAPIError)
     for cls in {*STATUSES.values(), APIStatusError}:

@@ -1,4 +1,4 @@
-"""The package's public surface: exactly the names DESIGN.md promises, sorted."""
+"""The package's public surface: exactly the names it promises, sorted."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ __all__ = [
     "JobData",
     "JobResult",
     "JobStatus",
+    "OutputTokensDetails",
     "Redact",
     "Usage",
     "converter",
@@ -55,11 +56,18 @@ class InputTokensDetails:
 
 
 @attrs.frozen
+class OutputTokensDetails:
+    image_tokens: int = 0
+    text_tokens: int = 0
+
+
+@attrs.frozen
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
     input_tokens_details: InputTokensDetails | None = None
+    output_tokens_details: OutputTokensDetails | None = None
 
 
 class _Savable:

@@ -1,4 +1,4 @@
-"""Every endpoint of API.md over a real socket, with bare aiohttp as the client."""
+"""Every endpoint of docs/contract.md over a real socket, with bare aiohttp as the client."""
 
 from __future__ import annotations
 

@@ -20,12 +20,14 @@ from ..batch import (
     BatchInputError,
     BatchRunner,
     InputChangedError,
+    OutputFolderError,
     file_fingerprint,
     read_requests,
 )
 from ..batch._outputs import save_b64, save_url
 from ..batch._progress import JsonEvents, RichProgress, summary_lines, summary_record
 from ..resources._base import compact
+from ._gallery import gallery
 
 __all__ = ["cli", "run"]
 
@@ -47,6 +49,12 @@ class CliError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+class UsageError(CliError):
+    """A command that cannot start as given: one line on stderr, exit status 2."""
+
+    exit_code = 2
 
 
 def run(argv: list[str] | None) -> int:
@@ -71,6 +79,9 @@ def _arun(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; turn the library's errors into one clear line."""
     try:
         return asyncio.run(coro)
+    except OutputFolderError as exc:
+        # The folder cannot be used as it is (locked, unreadable, unjournaled): a usage error.
+        raise UsageError(str(exc)) from None
     except (TTAPIError, BatchInputError, InputChangedError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
@@ -323,16 +334,24 @@ async def _batch(
         click.echo(f"error: {stats.stopped_reason}", err=True)
     if stats.interrupted and not stats.stopped_reason:
         return EXIT_INTERRUPTED
-    if stats.failed or stats.unknown or stats.remaining:
+    if stats.failed or stats.unknown or stats.remaining or stats.still_submitted:
         return 1
     return 0
 
 
 @contextlib.contextmanager
 def _sigint(runner: BatchRunner, progress: RichProgress | None) -> Any:
-    """First Ctrl-C: stop submitting, keep the journal consistent. Second: abandon requests."""
+    """First Ctrl-C: stop submitting, keep the journal consistent. Second: abandon requests.
+
+    The handler is a plain signal handler, not the loop's: it runs even while a coroutine
+    holds the loop without yielding. It asks the loop to stop the runner; when the loop
+    has not acted on the previous press (it is stuck), or on a third press, it raises
+    KeyboardInterrupt there and then: the journal's commits are durable, so the next run
+    resumes what this one submitted.
+    """
     loop = asyncio.get_running_loop()
     presses = 0
+    acted = 0  # presses the loop has acted on
 
     def say(text: str) -> None:
         if progress is not None:
@@ -340,10 +359,12 @@ def _sigint(runner: BatchRunner, progress: RichProgress | None) -> Any:
         else:
             click.echo(text, err=True)
 
-    def handler() -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
+    def on_loop(press: int) -> None:
+        nonlocal acted
+        if presses > 2 or acted < presses - 1:
+            return  # a later press interrupted the stuck loop already
+        acted = press
+        if press == 1:
             say(
                 "stopping: no new submissions; submitted jobs stay recorded for a resume "
                 "(Ctrl-C again to abandon requests in flight)"
@@ -353,16 +374,22 @@ def _sigint(runner: BatchRunner, progress: RichProgress | None) -> Any:
             say("abandoning requests in flight (recorded as unknown)")
             runner.abort()
 
+    def handler(signum: int, frame: object) -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 2 or acted < presses - 1:
+            raise KeyboardInterrupt
+        loop.call_soon_threadsafe(on_loop, presses)
+
     try:
-        loop.add_signal_handler(signal.SIGINT, handler)
-        installed = True
-    except (NotImplementedError, RuntimeError):
-        installed = False
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Ctrl-C as it is
+        yield
+        return
     try:
         yield
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, previous)
 
 
 # --- one-shot commands ---------------------------------------------------------------------------
@@ -607,3 +634,6 @@ def fake_server(args: tuple[str, ...]) -> int:
     from ..testing._server_main import main as server_main
 
     return server_main(list(args), prog="ttapi fake-server")
+
+
+cli.add_command(gallery)

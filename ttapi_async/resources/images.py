@@ -49,6 +49,8 @@ class Images(Resource):
         response_format: str | None = None,
         style: str | None = None,
         user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
@@ -58,11 +60,20 @@ class Images(Resource):
     ) -> ImagesResponse:
         """Generate images from a prompt.
 
-        ``model`` left out lets the service choose (its older documents say dall-e-2).
-        Parameters are checked against the model's rules first (``validate=False`` skips
-        that, to reach a model or value the service added later); ``extra_body`` adds
-        fields as they are.
+        Pass ``model``: left out, the service chooses, and only what no model takes is
+        refused here. Parameters are checked against the model's rules first
+        (``validate=False`` skips that, to reach a model or value the service added later);
+        ``extra_body`` adds fields as they are. ``stream=False`` and ``partial_images`` are
+        sent as given (without streaming they change nothing); for ``stream=True`` use
+        ``images.stream``.
         """
+        if stream is True:
+            raise InvalidRequestError(
+                "stream=True is not for images.generate, which returns one ImagesResponse; "
+                "use images.stream(...) to iterate the events",
+                param="stream",
+                value=True,
+            )
         # compact(...) written out: this is the hot path, and the keyword call plus the
         # comprehension cost three times these tests. Same fields, same order.
         body: dict[str, Any] = {}
@@ -90,6 +101,10 @@ class Images(Resource):
             body["style"] = style
         if user is not None:
             body["user"] = user
+        if stream is not None:
+            body["stream"] = stream
+        if partial_images is not None:
+            body["partial_images"] = partial_images
         client = self._client
         if client.validate if validate is None else validate:
             validate_generate(body)
@@ -167,6 +182,7 @@ class Images(Resource):
         size: str | None = None,
         quality: str | None = None,
         background: str | None = None,
+        moderation: str | None = None,
         input_fidelity: str | None = None,
         output_compression: int | None = None,
         output_format: str | None = None,
@@ -184,7 +200,8 @@ class Images(Resource):
         ``image`` is one input or a list: paths, bytes, binary files or
         ``(filename, bytes[, mime])`` tuples go as multipart, exactly as the OpenAI SDK
         sends them; ``https://`` URLs or ``{"image_url"|"file_id": ...}`` go as the JSON
-        form. ``mask`` is a PNG whose transparent pixels mark where to edit.
+        form. ``mask`` is a PNG whose transparent pixels mark where to edit. ``moderation``
+        belongs to the JSON form (OpenAI's multipart form has no such field).
         """
         fields = compact(
             prompt=prompt,
@@ -193,6 +210,7 @@ class Images(Resource):
             size=size,
             quality=quality,
             background=background,
+            moderation=moderation,
             input_fidelity=input_fidelity,
             output_compression=output_compression,
             output_format=output_format,
@@ -215,6 +233,7 @@ class Images(Resource):
         size: str | None = None,
         quality: str | None = None,
         background: str | None = None,
+        moderation: str | None = None,
         input_fidelity: str | None = None,
         output_compression: int | None = None,
         output_format: str | None = None,
@@ -233,6 +252,7 @@ class Images(Resource):
             size=size,
             quality=quality,
             background=background,
+            moderation=moderation,
             input_fidelity=input_fidelity,
             output_compression=output_compression,
             output_format=output_format,

@@ -58,7 +58,7 @@ Parser = Callable[[web.Request], Awaitable[Parsed]]
 
 
 class FakeApp:
-    """Serve the whole API.md contract for one ``FakeTTAPI``."""
+    """Serve the whole contract (docs/contract.md) for one ``FakeTTAPI``."""
 
     def __init__(self, fake: FakeTTAPI) -> None:
         self.fake = fake

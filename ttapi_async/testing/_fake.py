@@ -44,7 +44,7 @@ _SPELLINGS = attrs.validators.in_(("jobId", "job_id", "both"))
 
 @attrs.define(kw_only=True, eq=False)
 class FakeTTAPI(JobControl):
-    """Emulate TTAPI's image API (every endpoint of API.md) on a local port.
+    """Emulate TTAPI's image API (every endpoint of docs/contract.md) on a local port.
 
     ::
 

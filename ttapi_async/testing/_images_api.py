@@ -6,6 +6,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from .._capabilities import GPT_IMAGE_MODELS
 from .._params import (
     ImageFileInfo,
     validate_dalle3,
@@ -21,7 +22,7 @@ from ._wire import Answer, Ctx, json_answer
 
 __all__ = ["ImagesAPI"]
 
-_GPT_MODELS = frozenset({"gpt-image-2", "gpt-image-1.5", "gpt-image-1"})
+_GPT_MODELS = GPT_IMAGE_MODELS
 # Per 1024x1024 image, as OpenAI bills gpt-image-1; other sizes scale by area.
 _OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
 _IMAGE_INPUT_TOKENS = 323
