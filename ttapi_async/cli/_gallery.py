@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 __all__ = ["gallery"]
+
+
+class _GalleryError(click.ClickException):
+    """One line on stderr, exit status 1 (as the other commands report failures)."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
 
 
 @click.command(short_help="Rebuild index.html, the contact sheet of a batch's output folder.")
@@ -20,14 +28,13 @@ def gallery(directory: Path) -> int:
     its prompt and item id, failed and unknown items with their error, a filter by state.
     """
     from ..batch._gallery import gallery_items, write_gallery
-    from ._app import CliError
 
     try:
         items = gallery_items(directory)
         if not items:
-            raise CliError(f"{directory} has no manifest.jsonl or journal: not a batch's folder")
+            raise _GalleryError(f"{directory} has no manifest.jsonl and no journal: not a batch")
         path = write_gallery(directory, items)
     except (OSError, ValueError) as exc:
-        raise CliError(str(exc)) from None
+        raise _GalleryError(str(exc)) from None
     click.echo(str(path))
     return 0
