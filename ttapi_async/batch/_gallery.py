@@ -21,8 +21,8 @@ from urllib.parse import quote
 
 import attrs
 
-from ._journal import _COLUMNS, DONE, FAILED, JOURNAL_NAME, UNKNOWN, ItemRow
 from ._outputs import MANIFEST_NAME
+from ._states import COLUMNS, DONE, FAILED, JOURNAL_NAME, UNKNOWN, ItemRow
 
 __all__ = [
     "GALLERY_NAME",
@@ -96,7 +96,7 @@ def _journal_rows(path: Path) -> Iterator[ItemRow]:
         raise ValueError(f"cannot read the journal {path}: {exc}") from None
     try:
         yield from (
-            ItemRow.from_db(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM items ORDER BY seq")
+            ItemRow.from_db(r) for r in conn.execute(f"SELECT {COLUMNS} FROM items ORDER BY seq")
         )
     except sqlite3.Error as exc:
         raise ValueError(f"cannot read the journal {path}: {exc}") from None
