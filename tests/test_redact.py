@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 from _support import API_KEY
 
+import ttapi_async
 from ttapi_async import AsyncTTAPI, JobFailedError, JobTimeoutError
 from ttapi_async._errors import APIConnectionError, APIStatusError
 from ttapi_async._models import JobStatus, excerpt
@@ -170,6 +173,25 @@ def test_logging_filter_cleans_messages_args_and_tracebacks(
             logger.exception("failed")
     assert_clean(caplog.text)
     assert any(isinstance(f, RedactingFilter) for f in logger.filters)
+
+
+def test_every_package_logger_has_the_filter() -> None:
+    """Each logger the package's source names (children too) carries the redacting filter."""
+    root = Path(ttapi_async.__file__).parent
+    names = set()
+    for source in root.rglob("*.py"):
+        names |= set(re.findall(r"getLogger\(\"([\w.]+)\"\)", source.read_text()))
+    assert "ttapi_async" in names
+    for name in names:
+        logger = logging.getLogger(name)
+        assert any(isinstance(f, RedactingFilter) for f in logger.filters), name
+
+
+def test_child_logger_records_are_clean(caplog: pytest.LogCaptureFixture) -> None:
+    """A record logged through a child logger (coordination, testing) loses the key too."""
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("ttapi_async.coordination").warning("lost %s", API_KEY)
+    assert_clean(caplog.text)
 
 
 def test_redact_is_the_in_package_api() -> None:

@@ -376,7 +376,7 @@ class AsyncTTAPI:
                     raise
                 raise translated from exc
             resp_headers = self._checked(method, url, resp, body, started, debug)
-            if not is_redirect(resp.status):
+            if not 300 <= resp.status < 400:  # is_redirect(), inline: the hot path
                 return resp.status, resp_headers, body
             url = redirect_target(
                 method, url, resp.status, resp_headers, idempotent=idempotent, hops=hops

@@ -26,6 +26,7 @@ from typing import Any, Final
 import attrs
 
 __all__ = [
+    "LOGGERS",
     "MASK",
     "MIN_PARTIAL",
     "REDACTOR",
@@ -268,7 +269,7 @@ def _changed(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
 class RedactingFilter(logging.Filter):
     """A logging filter that takes registered keys out of a record, its args and traceback.
 
-    Installed on the ``ttapi_async`` logger; add it to any other logger or handler that
+    Installed on every logger in ``LOGGERS``; add it to any other logger or handler that
     may see a key.
     """
 
@@ -291,4 +292,15 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-logging.getLogger("ttapi_async").addFilter(RedactingFilter())
+#: The package's loggers. A filter on a logger sees only the records logged through that
+#: logger itself, not its children's: each one gets its own (a test checks the list).
+LOGGERS: Final = (
+    "ttapi_async",
+    "ttapi_async.batch",
+    "ttapi_async.cli",
+    "ttapi_async.coordination",
+    "ttapi_async.testing",
+)
+_FILTER: Final = RedactingFilter()
+for _name in LOGGERS:
+    logging.getLogger(_name).addFilter(_FILTER)
