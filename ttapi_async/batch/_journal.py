@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._redact import redact
 from ._commit import GroupCommit, Op
 from ._errors import JournalCorruptError, JournalWriteError
 from ._input import BatchRequest
@@ -315,7 +316,12 @@ class Journal:
     async def _write(
         self, sql: str, args: tuple[Any, ...], *, wait: bool, sync: bool = False
     ) -> int:
-        """Queue one write; wait for its commit only with ``wait``; fsync it with ``sync``."""
+        """Queue one write; wait for its commit only with ``wait``; fsync it with ``sync``.
+
+        Every text passes the client's redaction first: an error or a job id a server
+        made up may quote the API key.
+        """
+        args = tuple(redact(a) if isinstance(a, str) else a for a in args)
         return await self._commits.write((sql, args), wait=wait, sync=sync)
 
     def _apply(self, ops: list[Op], durable: bool) -> list[int]:
