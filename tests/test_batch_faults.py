@@ -236,3 +236,15 @@ async def test_batch_records_pass_the_redaction_choke_point(tmp_path: Path) -> N
     files = [p for p in tmp_path.iterdir() if p.is_file()]  # noqa: ASYNC240
     for path in files:
         assert secret.encode() not in path.read_bytes(), path.name
+
+
+async def test_an_id_holding_a_registered_short_key_still_runs(tmp_path: Path) -> None:
+    """Redaction touches what a server said, never the id an update is matched by: an id
+    holding a registered short key ("zq" in "a/zq") is still claimed and finished."""
+    from ttapi_async._redact import register
+
+    register("zq")
+    client = StubClient()
+    requests = [BatchRequest("a/zq", "gpt4o", {"prompt": "p"})]
+    outcomes = await run(BatchRunner(client, tmp_path), requests)  # type: ignore[arg-type]
+    assert outcomes["a/zq"].state == "done"

@@ -61,6 +61,11 @@ __all__ = [
 ]
 
 
+def _clean(text: str | None) -> str | None:
+    # What a server said (an error, a job id it made up) may quote the API key.
+    return None if text is None else redact(text)
+
+
 class Journal:
     """The batch's SQLite journal; open it with ``Journal.open(out_dir)``.
 
@@ -316,12 +321,7 @@ class Journal:
     async def _write(
         self, sql: str, args: tuple[Any, ...], *, wait: bool, sync: bool = False
     ) -> int:
-        """Queue one write; wait for its commit only with ``wait``; fsync it with ``sync``.
-
-        Every text passes the client's redaction first: an error or a job id a server
-        made up may quote the API key.
-        """
-        args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        """Queue one write; wait for its commit only with ``wait``; fsync it with ``sync``."""
         return await self._commits.write((sql, args), wait=wait, sync=sync)
 
     def _apply(self, ops: list[Op], durable: bool) -> list[int]:
@@ -357,7 +357,7 @@ class Journal:
         now = time.time()
         await self._write(
             "UPDATE items SET state='submitted', job_id=?, submitted_at=?, updated_at=? WHERE id=?",
-            (job_id, now, now, item_id),
+            (_clean(job_id), now, now, item_id),
             wait=True,
             sync=True,
         )
@@ -366,7 +366,7 @@ class Journal:
         """Record that the service refused the request before doing anything."""
         await self._write(
             "UPDATE items SET state='pending', error=?, updated_at=? WHERE id=?",
-            (error, time.time(), item_id),
+            (_clean(error), time.time(), item_id),
             wait=True,
         )
 
@@ -399,7 +399,7 @@ class Journal:
         now = time.time()
         await self._write(
             "UPDATE items SET state='failed', error=?, finished_at=?, updated_at=? WHERE id=?",
-            (error, now, now, item_id),
+            (_clean(error), now, now, item_id),
             wait=False,
         )
 
@@ -408,7 +408,7 @@ class Journal:
         now = time.time()
         await self._write(
             "UPDATE items SET state='unknown', error=?, finished_at=?, updated_at=? WHERE id=?",
-            (error, now, now, item_id),
+            (_clean(error), now, now, item_id),
             wait=True,
             sync=True,
         )
@@ -417,7 +417,7 @@ class Journal:
         """Record a problem without changing the state (a job still running at a deadline)."""
         await self._write(
             "UPDATE items SET error=?, updated_at=? WHERE id=?",
-            (error, time.time(), item_id),
+            (_clean(error), time.time(), item_id),
             wait=False,
         )
 
