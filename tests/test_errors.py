@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -304,6 +305,18 @@ def test_error_tree_matches_design() -> None:
     )
     assert issubclass(JobFailedError, TTAPIError)
     assert issubclass(JobTimeoutError, TTAPIError) and issubclass(JobTimeoutError, TimeoutError)
+
+
+async def test_job_timeout_is_caught_as_either_timeout_error() -> None:
+    """``except asyncio.TimeoutError`` and ``except TimeoutError`` both catch it, on 3.10 too."""
+    for catch in (asyncio.TimeoutError, TimeoutError):
+        try:
+            raise JobTimeoutError("not finished", job_id="job-1")
+        except catch as exc:
+            assert isinstance(exc, JobTimeoutError)
+    # What a caller of wait_for would write: one except clause for both kinds.
+    with pytest.raises(asyncio.TimeoutError):
+        raise JobTimeoutError("not finished", job_id="job-1")
 
 
 def test_possibly_submitted_error_says_so() -> None:

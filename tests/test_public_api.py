@@ -29,6 +29,7 @@ CORE = {
     "PermissionDeniedError",
     "NotFoundError",
     "RateLimitError",
+    "RedirectError",
     "QueueFullError",
     "InternalServerError",
     "APIResponseValidationError",

@@ -17,6 +17,7 @@ from ._errors import (
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
+    RedirectError,
     TTAPIError,
 )
 from ._job import Job
@@ -68,6 +69,7 @@ __all__ = [
     "PollSchedule",
     "QueueFullError",
     "RateLimitError",
+    "RedirectError",
     "RetryPolicy",
     "TTAPIError",
     "Usage",

@@ -1,5 +1,5 @@
-"""The models and what each one takes: one row per model, read by the validator, the
-emulator and the CLI help alike.
+"""The models and what each one takes: one row per model, read by the validator and the
+emulator, and the one model list for anything else that names models (the CLI help).
 
 Adding a model is adding a row to ``IMAGE_MODEL_ROWS`` or ``GPT_JOB_MODEL_ROWS``. Every
 number here comes from docs/contract.md, which says where each one is documented.

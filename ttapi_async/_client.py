@@ -18,17 +18,14 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._bigjson import dumps
-from ._errors import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APITimeoutError,
-    InvalidRequestError,
-    TTAPIError,
-)
+from ._errors import APIResponseValidationError, InvalidRequestError, TTAPIError
 from ._files import MAX_DOWNLOAD_BYTES, atomic_writer, check_image
 from ._models import excerpt
-from ._response import Redactor, decode_json, envelope_failure, payload_error, status_error
+from ._redact import REDACTOR, register
+from ._redirects import MAX_REDIRECTS, is_redirect, redirect_target
+from ._response import decode_json, envelope_failure, payload_error, status_error
 from ._retry import RetryPolicy
+from ._translation import TRANSLATED, Translating, path_of, translate
 from ._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._version import __version__
 
@@ -45,9 +42,6 @@ DEFAULT_TIMEOUT: Final = 600.0
 DEFAULT_CONNECT_TIMEOUT: Final = 30.0
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_MAX_CONNECTIONS: Final = 100
-# What _translated() maps onto the error tree. asyncio.TimeoutError is named: before
-# Python 3.11 it is not an OSError.
-_TRANSLATED: Final = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 # Enough of a file's start to tell PNG, JPEG and WebP apart.
 _SNIFF_BYTES: Final = 16
 
@@ -96,7 +90,10 @@ class AsyncTTAPI:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self._api_key = key
-        self._redact = Redactor(key)
+        # Process-wide, and for the life of the process: every error and log record is
+        # cleaned of every client's key, even after the client that had it closed.
+        register(key)
+        self._redact = REDACTOR
         url = base_url or os.environ.get("TTAPI_BASE_URL") or DEFAULT_BASE_URL
         self.base_url: str = url.rstrip("/")
         self.timeout = timeout
@@ -282,7 +279,7 @@ class AsyncTTAPI:
         ``idempotent`` says whether repeating the request is harmless (polls) or could
         create paid work twice (every submitting POST); see ``_retry.should_retry``.
         """
-        data = dumps(json_body) if json_body is not None else None
+        data = _encoded(json_body)
         headers = self._headers(options, json_body=data is not None)
         url = self._url(path)
         timeout = self._client_timeout(options)
@@ -290,7 +287,13 @@ class AsyncTTAPI:
         def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
             payload = data if form is None else form()
             return self._attempt(
-                method, url, headers=headers, data=payload, params=params, timeout=timeout
+                method,
+                url,
+                headers=headers,
+                data=payload,
+                params=params,
+                timeout=timeout,
+                idempotent=idempotent,
             )
 
         # The first attempt runs outside tenacity: the success path, which nearly every call
@@ -336,35 +339,50 @@ class AsyncTTAPI:
         data: Any,
         params: Mapping[str, str] | None,
         timeout: aiohttp.ClientTimeout,
+        idempotent: bool = False,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send once; return (status, headers, body) of a 2xx/3xx answer or raise typed."""
+        """Send once; return (status, headers, body) of a 2xx answer or raise typed.
+
+        Redirects are never left to aiohttp, which would send the key to any origin and
+        re-POST on 307/308: ``_redirects`` decides (same-origin 307/308 of a repeatable
+        request only).
+        """
         session = self._get_session()
         debug = logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if debug else 0.0
-        # try/except rather than ``with self._translate(...)``: the hot path, and a try costs
-        # nothing until something is raised.
-        try:
-            resp = await session.request(
-                method,
-                url,
-                data=data,
-                headers=headers,
-                params=params,
-                timeout=timeout,
-                # A borrowed session may raise on 4xx itself; error bodies are parsed here.
-                raise_for_status=False,
-            )
+        for hops in range(MAX_REDIRECTS + 1):
+            started = time.perf_counter() if debug else 0.0
+            # try/except rather than ``with Translating(...)``: the hot path, and a try
+            # costs nothing until something is raised.
             try:
-                body = await resp.read()
-            finally:
-                resp.release()
-                await resp.wait_for_close()
-        except _TRANSLATED as exc:
-            translated = self._translated(method, url, exc)
-            if translated is None:
-                raise
-            raise translated from exc
-        return resp.status, self._checked(method, url, resp, body, started, debug), body
+                resp = await session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    params=params,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    # A borrowed session may raise on 4xx itself; error bodies are parsed here.
+                    raise_for_status=False,
+                )
+                try:
+                    body = await resp.read()
+                finally:
+                    resp.release()
+                    await resp.wait_for_close()
+            except TRANSLATED as exc:
+                translated = translate(exc, method=method, url=url, base_url=self.base_url)
+                if translated is None:
+                    raise
+                raise translated from exc
+            resp_headers = self._checked(method, url, resp, body, started, debug)
+            if not 300 <= resp.status < 400:  # is_redirect(), inline: the hot path
+                return resp.status, resp_headers, body
+            url = redirect_target(
+                method, url, resp.status, resp_headers, idempotent=idempotent, hops=hops
+            )
+            params = None  # the Location names the whole target, query included
+        raise AssertionError("unreachable: redirect_target refuses the last hop")
 
     def _checked(
         self,
@@ -381,7 +399,7 @@ class AsyncTTAPI:
             logger.debug(
                 "%s %s -> %d (%d bytes, %.3fs)",
                 method,
-                _path_of(url),
+                path_of(url),
                 status,
                 len(body),
                 time.perf_counter() - started,
@@ -389,54 +407,6 @@ class AsyncTTAPI:
         if status >= 400:
             raise status_error(status, resp.headers, body, redact=self._redact)
         return resp.headers
-
-    def _translate(self, method: str, url: str) -> _Translate:
-        """Return a context manager that maps aiohttp's exceptions onto the error tree.
-
-        Cancellation (and any other BaseException) passes untouched.
-        """
-        return _Translate(self, method, url)
-
-    def _translated(self, method: str, url: str, exc: BaseException) -> TTAPIError | None:
-        """Return the error-tree counterpart of an aiohttp or OS exception, or None."""
-        path = _path_of(url)
-        if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
-            # A configuration mistake (base_url): nothing was sent, and no retry can help.
-            return InvalidRequestError(
-                f"cannot send {method} to {path!r}: not a valid http(s) URL", param="base_url"
-            )
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            # Raised while connecting: nothing was sent, so any request may be retried.
-            return APITimeoutError(
-                f"timed out connecting to {self.base_url}", method=method, url=path
-            )
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return APIConnectionError(
-                f"cannot connect to {exc.host}:{exc.port} ({type(exc.os_error).__name__})",
-                method=method,
-                url=path,
-            )
-        # Before OSError: TimeoutError is one. A total timeout that expires while connecting
-        # also lands here; we cannot tell it from one after sending, so it is "possibly".
-        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-            return APITimeoutError(
-                f"{method} {path} timed out", possibly_submitted=True, method=method, url=path
-            )
-        if isinstance(exc, aiohttp.ClientResponseError):
-            return APIConnectionError(
-                f"{method} {path}: malformed HTTP answer ({exc.message})",
-                possibly_submitted=True,
-                method=method,
-                url=path,
-            )
-        if isinstance(exc, (aiohttp.ClientError, OSError)):
-            return APIConnectionError(
-                f"{method} {path}: connection lost ({type(exc).__name__})",
-                possibly_submitted=True,
-                method=method,
-                url=path,
-            )
-        return None
 
     @contextlib.asynccontextmanager
     async def _stream(
@@ -452,7 +422,7 @@ class AsyncTTAPI:
         Retries cover only getting the stream's first answer; once events flow, a broken
         stream raises (the generation it carried was paid for and cannot be replayed).
         """
-        data = dumps(json_body) if json_body is not None else None
+        data = _encoded(json_body)
         headers = {**self._headers(options, json_body=data is not None)}
         headers["Accept"] = "text/event-stream"
         url = self._url(path)
@@ -464,7 +434,7 @@ class AsyncTTAPI:
                 resp = await self._open(url, headers, data if form is None else form(), timeout)
         assert resp is not None
         try:
-            with self._translate("POST", url):
+            with Translating("POST", url, self.base_url):
                 yield resp
         finally:
             resp.release()
@@ -473,10 +443,18 @@ class AsyncTTAPI:
         self, url: str, headers: Mapping[str, str], data: Any, timeout: aiohttp.ClientTimeout
     ) -> aiohttp.ClientResponse:
         session = self._get_session()
-        with self._translate("POST", url):
+        with Translating("POST", url, self.base_url):
             resp = await session.post(
-                url, data=data, headers=headers, timeout=timeout, raise_for_status=False
+                url,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,  # see _attempt: a paid POST never follows one
+                raise_for_status=False,
             )
+            if is_redirect(resp.status):
+                resp.release()
+                redirect_target("POST", url, resp.status, resp.headers, idempotent=False, hops=0)
             # A JSON answer to a stream request is an error in one of its shapes (a 200 with
             # a FAILED envelope included), never an empty stream.
             if resp.status >= 400 or resp.content_type == "application/json":
@@ -534,7 +512,7 @@ class AsyncTTAPI:
         session = self._get_session()
         timeout = self._client_timeout(None)
         headers = {"User-Agent": self._base_headers["User-Agent"]}
-        with self._translate("GET", url):
+        with Translating("GET", url, self.base_url):
             async with session.get(
                 url, headers=headers, timeout=timeout, raise_for_status=False
             ) as resp:
@@ -543,7 +521,7 @@ class AsyncTTAPI:
                     raise status_error(resp.status, resp.headers, body, redact=self._redact)
                 if (resp.content_length or 0) > MAX_DOWNLOAD_BYTES:
                     raise APIResponseValidationError(
-                        f"image at {_path_of(url)} is {resp.content_length} bytes, "
+                        f"image at {path_of(url)} is {resp.content_length} bytes, "
                         f"over the {MAX_DOWNLOAD_BYTES} byte cap"
                     )
                 received = 0
@@ -553,47 +531,28 @@ class AsyncTTAPI:
                     received += len(chunk)
                     if received > MAX_DOWNLOAD_BYTES:
                         raise APIResponseValidationError(
-                            f"image at {_path_of(url)} exceeds the {MAX_DOWNLOAD_BYTES} byte cap"
+                            f"image at {path_of(url)} exceeds the {MAX_DOWNLOAD_BYTES} byte cap"
                         )
                     if head is not None:
                         head.append(chunk)
                         if received < _SNIFF_BYTES:
                             continue
                         chunk, head = b"".join(head), None
-                        check_image(chunk[:_SNIFF_BYTES], what=f"download of {_path_of(url)}")
+                        check_image(chunk[:_SNIFF_BYTES], what=f"download of {path_of(url)}")
                     await sink(chunk)
                 if received == 0:
-                    raise APIResponseValidationError(f"image at {_path_of(url)} is empty")
+                    raise APIResponseValidationError(f"image at {path_of(url)} is empty")
                 if head is not None:  # shorter than the magic bytes: never an image
-                    check_image(b"".join(head), what=f"download of {_path_of(url)}")
+                    check_image(b"".join(head), what=f"download of {path_of(url)}")
 
 
-class _Translate:
-    """``with client._translate(method, url):`` -- raise aiohttp's errors as the tree's."""
-
-    __slots__ = ("_client", "_method", "_url")
-
-    def __init__(self, client: AsyncTTAPI, method: str, url: str) -> None:
-        self._client = client
-        self._method = method
-        self._url = url
-
-    def __enter__(self) -> None:
+def _encoded(json_body: Mapping[str, Any] | None) -> bytes | None:
+    """Return the JSON text of a body; what JSON cannot hold is refused before sending."""
+    if json_body is None:
         return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or not isinstance(exc, _TRANSLATED):
-            return  # success, cancellation, or one of our own errors: unchanged
-        translated = self._client._translated(self._method, self._url, exc)
-        if translated is not None:
-            raise translated from exc
-
-
-def _path_of(url: str) -> str:
-    # Logged and put in errors: drop the query string, which could carry tokens.
-    return url.split("?", 1)[0]
+    try:
+        return dumps(json_body)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidRequestError(
+            f"the request body is not JSON ({type(exc).__name__})", param="body"
+        ) from None

@@ -13,7 +13,8 @@
      │    ├── NotFoundError              404
      │    ├── RateLimitError             429
      │    ├── QueueFullError             499
-     │    └── InternalServerError        5xx
+     │    ├── InternalServerError        5xx
+     │    └── RedirectError              3xx not followed (another origin, or a paid POST)
      ├── APIResponseValidationError      an answer that does not parse as the contract says
      ├── InvalidRequestError (ValueError)  rejected before anything was sent
      ├── JobFailedError                  an asynchronous job ended FAILED
@@ -30,10 +31,16 @@ the server: the caller may have been charged and must not blindly send it again.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from multidict import CIMultiDict
+
+from ._redact import REDACTOR, scrub_exception
+
+if sys.version_info < (3, 11):
+    import asyncio
 
 __all__ = [
     "APIConnectionError",
@@ -52,17 +59,25 @@ __all__ = [
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "RedirectError",
     "TTAPIError",
     "status_error_class",
 ]
 
 
 class TTAPIError(Exception):
-    """Root of every error raised by ttapi_async."""
+    """Root of every error raised by ttapi_async.
+
+    Its message never holds a registered API key, nor does the exception being handled
+    while it is built (what ``raise ... from`` chains to it): both are redacted here.
+    """
 
     message: str
 
     def __init__(self, message: str) -> None:
+        if REDACTOR.active:
+            message = REDACTOR(message)
+            scrub_exception(sys.exc_info()[1])
         super().__init__(message)
         self.message = message
 
@@ -121,11 +136,12 @@ class APIStatusError(TTAPIError):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.body = body
+        self.body: object = REDACTOR.value(body)
         # Case-insensitive, as HTTP headers are: ``headers["retry-after"]`` finds Retry-After.
-        self.headers: Mapping[str, str] = CIMultiDict(headers or {})
-        self.param = param
-        self.code = code
+        # A server may echo the key in a header: the copy kept here is redacted.
+        self.headers: Mapping[str, str] = CIMultiDict(REDACTOR.headers(headers) or {})
+        self.param = REDACTOR(param) if param is not None else None
+        self.code = REDACTOR(code) if code is not None else None
 
     def __str__(self) -> str:
         return f"HTTP {self.status_code}: {self.message}"
@@ -166,10 +182,31 @@ class InternalServerError(APIStatusError):
     """Raise on 5xx: a service or upstream failure."""
 
 
+class RedirectError(APIStatusError):
+    """Raise when an API call is answered with a redirect that is not followed.
+
+    API calls never follow a redirect to another origin (the key would go there), never
+    re-send a paid POST, and never turn a POST into a GET. ``location`` is the origin
+    (scheme, host, port) the answer pointed at, or None when it named none.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        headers: Mapping[str, str] | None = None,
+        location: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, headers=headers)
+        self.location = REDACTOR(location) if location is not None else None
+
+
 class APIResponseValidationError(TTAPIError):
     """Raise when an answer does not parse as the contract says."""
 
     def __init__(self, message: str, *, status_code: int | None = None, excerpt: str = "") -> None:
+        excerpt = REDACTOR(excerpt)
         if excerpt:
             message = f"{message} (body starts: {excerpt!r})"
         super().__init__(message)
@@ -183,7 +220,7 @@ class InvalidRequestError(TTAPIError, ValueError):
     def __init__(self, message: str, *, param: str | None = None, value: Any = None) -> None:
         super().__init__(message)
         self.param = param
-        self.value = value
+        self.value = REDACTOR.value(value)
 
 
 class JobFailedError(TTAPIError):
@@ -191,18 +228,29 @@ class JobFailedError(TTAPIError):
 
     def __init__(self, message: str, *, job_id: str, status: object = None) -> None:
         super().__init__(f"job {job_id}: {message}")
-        self.job_id = job_id
-        #: the last ``JobStatus`` seen, when there was one
-        self.status = status
+        self.job_id = REDACTOR(job_id)
+        #: the last ``JobStatus`` seen, when there was one (a job's message may echo the key)
+        self.status: object = REDACTOR.value(status)
 
 
-class JobTimeoutError(TTAPIError, TimeoutError):
-    """Raise when a job did not finish before its deadline; it may still finish later."""
+if sys.version_info >= (3, 11):
+    _Timeout = TimeoutError
+else:  # asyncio.TimeoutError is TimeoutError only from 3.11: be caught as either
+
+    class _Timeout(TimeoutError, asyncio.TimeoutError):
+        pass
+
+
+class JobTimeoutError(TTAPIError, _Timeout):
+    """Raise when a job did not finish before its deadline; it may still finish later.
+
+    It is a ``TimeoutError`` and an ``asyncio.TimeoutError`` on every supported Python.
+    """
 
     def __init__(self, message: str, *, job_id: str, status: object = None) -> None:
         super().__init__(f"job {job_id}: {message}")
-        self.job_id = job_id
-        self.status = status
+        self.job_id = REDACTOR(job_id)
+        self.status: object = REDACTOR.value(status)
 
 
 class LeaseTimeoutError(TTAPIError, TimeoutError):

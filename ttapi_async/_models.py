@@ -14,6 +14,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from ._errors import APIResponseValidationError
 from ._files import decode_b64_to_bytes, decode_b64_to_file
+from ._redact import REDACTOR
 
 __all__ = [
     "ImageData",
@@ -385,26 +386,26 @@ converter = _make_converter()
 
 
 class Redact(Protocol):
-    """Replace a secret in a text (``_response.Redactor`` is the one in use)."""
+    """Replace a secret in a text (``_redact.Redactor`` is the one in use)."""
 
     def __call__(self, text: str) -> str: ...
 
 
 def excerpt(body: object, limit: int = 200, redact: Redact | None = None) -> str:
-    """Return the start of a body, short enough for an error message, secret removed.
+    """Return the start of a body, short enough for an error message, every key removed.
 
-    The secret is replaced before the text is cut, so a key that straddles the cut cannot
-    leave its first characters behind.
+    Keys are replaced before the text is cut, and a key's start left at the cut goes
+    too (``_redact.Redactor.cut``). ``redact`` is kept for callers that pass one; the
+    process-wide redactor, which knows every client's key, is always applied.
     """
-    margin = getattr(redact, "margin", 0) if redact is not None else 0
-    room = limit + margin
     if isinstance(body, (bytes, bytearray, memoryview)):
+        room = 4 * limit + REDACTOR.margin
         text = bytes(body[: room * 4]).decode("utf-8", "replace")
     else:
         text = str(body)
-    if redact is not None:
-        text = redact(text[: room + 3] if margin else text)
-    return text if len(text) <= limit else text[:limit] + "..."
+    if redact is not None and redact is not REDACTOR:
+        text = redact(text)
+    return REDACTOR.cut(text, limit)
 
 
 def structure(

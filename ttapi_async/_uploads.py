@@ -28,6 +28,7 @@ ImageInput = Union[
     Mapping[str, str],
 ]
 
+_REFERENCE_KEYS = frozenset({"image_url", "file_id"})
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
@@ -56,7 +57,20 @@ def reference(value: object, *, param: str) -> dict[str, str]:
     if isinstance(value, str):
         return {"image_url": value}
     if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items()}
+        # Checked, never str()-ed: {"file_id": None} used to go out as "None".
+        if len(value) != 1 or next(iter(value)) not in _REFERENCE_KEYS:
+            raise InvalidRequestError(
+                f'{param}: a reference is {{"image_url": ...}} or {{"file_id": ...}}, '
+                f"got the keys {sorted(map(str, value))}",
+                param=param,
+            )
+        ((key, ref),) = value.items()
+        if not isinstance(ref, str) or not ref.strip():
+            raise InvalidRequestError(
+                f"{param}: {key} must be a non-empty str, got {type(ref).__name__}",
+                param=param,
+            )
+        return {key: ref}
     raise InvalidRequestError(
         f"{param}: cannot mix files and URLs in one edit", param=param, value=type(value).__name__
     )

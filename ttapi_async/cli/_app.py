@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from .._errors import TTAPIError
+from .._redact import RedactingFilter
 from ..batch import (
     KINDS,
     BatchInputError,
@@ -156,6 +157,9 @@ def cli(
             format="%(asctime)s %(name)s %(levelname)s %(message)s",
             stream=sys.stderr,
         )
+        # On the handler: it sees every logger's records (aiohttp's, asyncio's), not only ours.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactingFilter())
 
 
 # --- batch -------------------------------------------------------------------------------------

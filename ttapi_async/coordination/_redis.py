@@ -13,6 +13,7 @@ from .._errors import LeaseTimeoutError
 from ._fallback import Release, Settle, Submitted
 from ._keys import webhook_token
 from ._local import CONFIRM_TTL
+from ._records import parse_record
 from ._redis_base import DOWN, RedisBase
 from ._types import JobRecord, Lease, Settled
 
@@ -70,9 +71,11 @@ class RedisCoordinator(RedisBase):
             )  # fmt: skip
             if state != -1:
                 break
-            await self._fenced()  # declared dead meanwhile: record it under the new id
+            await self._fenced(keep=[job_id])  # declared dead meanwhile: record it anew
         if lease is not None and not lease.shared:
             await self._local_().release_lease(lease)
+        if state == 1:  # recorded now: the record is what was sent, no need to read it
+            return JobRecord(job_id, self._worker, kind, product, (now - round(age * 1000)) / 1000)
         record = await self.get_record(job_id)
         return record or JobRecord(job_id, self._worker, kind, product, now / 1000 - age)
 
@@ -80,12 +83,11 @@ class RedisCoordinator(RedisBase):
         """Record the first terminal status, free the job's lease and wake its owner."""
         if self._fallback is None:
             with contextlib.suppress(*DOWN):
-                won, first_status, first_answer, _, _ = await self._run(
+                won, *flat = await self._run(
                     "SETTLE", self._worker, job_id, status, answer, self._keep_ms
                 )
-                record = await self.get_record(job_id)
-                if record is None:  # expired between the two calls: rebuild from the reply
-                    record = JobRecord(job_id, "", "", "", 0.0, first_status, first_answer, 0.0)
+                record = parse_record(job_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+                assert record is not None  # the script has just written it
                 if won and record.owner == self._worker:
                     self._deliver(record)
                 return Settled(bool(won), record)

@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from . import _scripts
 from ._fallback import Outbox, Settle, Submitted, fallback_for
@@ -89,6 +89,7 @@ class RedisBase:
         self._keys: Keys | None = None
         self._secret = b""
         self._client: aioredis.Redis | None = None
+        self._push_client: aioredis.Redis
         self._push: PushListener | None = None
         self._beater: asyncio.Task[None] | None = None
         self._listener: CoordinatorListener | None = None
@@ -138,8 +139,19 @@ class RedisBase:
             socket_connect_timeout=self._socket_timeout,
             retry=Retry(NoBackoff(), 1),
         )
+        # Its own client without retries: redis-py would otherwise reconnect and resubscribe
+        # silently, and the pushes lost meanwhile would never be looked for.
+        self._push_client = aioredis.Redis.from_url(
+            self._url,
+            decode_responses=True,
+            socket_connect_timeout=self._socket_timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
         self._push = PushListener(
-            self._client, on_message=self._on_push, on_up=self._resync_pending, on_down=self._down
+            self._push_client,
+            on_message=self._on_push,
+            on_up=self._resync_pending,
+            on_down=self._listener_down,
         )
         self._push.start(self._channels())
         await self.heartbeat()
@@ -155,6 +167,7 @@ class RedisBase:
         if self._push is not None:
             await self._push.aclose()
             self._push = None
+            await self._push_client.aclose()
         for task in list(self._tasks):
             task.cancel()
         for waiters in self._waiters.values():
@@ -203,7 +216,7 @@ class RedisBase:
             job_id, kind, product, submitted_ms, dead = out[i : i + 5]
             submitted = int(float(submitted_ms)) / 1000 if submitted_ms else now
             records.append(JobRecord(job_id, self._worker, kind, product, submitted,
-                                     adopted_from=dead))  # fmt: skip
+                                     adopted_from=dead, read_at=now))  # fmt: skip
             self._pending.add(job_id)
         if records:
             logger.info("adopted %d job(s) of dead worker(s)", len(records))
@@ -255,10 +268,10 @@ class RedisBase:
             await self.heartbeat()
             await self.sweep()
 
-    async def _fenced(self) -> None:
+    async def _fenced(self, keep: Sequence[str] = ()) -> None:
         """This worker was declared dead: its jobs belong to an adopter; go on as a new worker."""
-        lost = sorted(self._pending)
-        self._pending.clear()
+        lost = sorted(self._pending - set(keep))
+        self._pending.intersection_update(keep)
         old, self._worker = self._worker, worker_name()
         logger.warning("worker %s was declared dead; %d job(s) lost to an adopter", old, len(lost))
         if self._push is not None:
@@ -274,13 +287,27 @@ class RedisBase:
         self._local = LocalCoordinator(settings, clock=self._clock, sleep=self._sleep)
         self._fallback = fallback
         logger.warning(
-            "Redis at %s unreachable (%s): polling every job, local limits %s until it returns",
-            self._shown_url, reason, dict(fallback.local_limits),
+            "worker %s: Redis at %s unreachable (%s): polling every job, local limits %s "
+            "until it returns",
+            self._worker, self._shown_url, reason, dict(fallback.local_limits),
         )  # fmt: skip
         for product in list(self._waiters):
             self._wake_all(product)
         if self._listener is not None:
             self._listener.fallback_started(fallback)
+
+    def _listener_down(self, exc: BaseException) -> None:
+        # A pub/sub connection can fail on its own (a stale pooled socket after a restart):
+        # only an outage that the main connection confirms starts the fallback.
+        task = asyncio.get_running_loop().create_task(self._probe(exc))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _probe(self, exc: BaseException) -> None:
+        try:
+            await self._redis().ping()
+        except DOWN:
+            self._down(exc)
 
     async def _resync(self) -> None:
         """Redis is back: replay what it missed, re-read pending records, leave the fallback."""

@@ -143,6 +143,8 @@ redis.call('HSET', rec, 'owner', me, 'kind', kind, 'product', product,
   'submitted_ms', now - age, 'status', 'pending')
 redis.call('PEXPIRE', rec, keep)
 redis.call('SADD', k('owned', me), job)
+-- an owner must be visible to the sweeper, even before its first beat
+redis.call('ZADD', k('workers'), 'NX', now, me)
 if product ~= '' then
   -- the service accepted it: it counts against the limit until it ends, however it ends
   hold(product, job, me, now + ttl)
@@ -164,7 +166,7 @@ return {1, now}
 """
 )
 
-#: ARGV: P, me, job, status, answer, keep_ms -> {won, status, answer, settled_ms, now}
+#: ARGV: P, me, job, status, answer, keep_ms -> {won, field, value, ...} (the record after)
 SETTLE = (
     _HEADER
     + """
@@ -172,10 +174,12 @@ local me, job, status, answer, keep = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumb
 local now = now_ms()
 local rec = k('job', job)
 local settled = redis.call('HGET', rec, 'settled_ms')
-if settled then
-  local old = redis.call('HMGET', rec, 'status', 'answer')
-  return {0, old[1], old[2], settled, now}
+local function reply(won)
+  local out = {won}
+  for _, v in ipairs(redis.call('HGETALL', rec)) do table.insert(out, v) end
+  return out
 end
+if settled then return reply(0) end
 if redis.call('EXISTS', rec) == 0 then
   redis.call('HSET', rec, 'owner', '', 'kind', '', 'product', '', 'submitted_ms', now)
 end
@@ -190,7 +194,7 @@ if redis.call('HGET', rec, 'leased') == '1' then
   redis.call('PUBLISH', k('released'), product)
 end
 if owner ~= '' and owner ~= me then redis.call('PUBLISH', k('wake', owner), job) end
-return {1, status, answer, now, now}
+return reply(1)
 """
 )
 

@@ -39,11 +39,18 @@ class JobRecord:
     adopted_from: str | None = None
     #: False when Redis was unreachable and this is the process's own (local) knowledge
     shared: bool = True
+    #: when this copy was read, on the same clock (set on adoption: the job's true age)
+    read_at: float | None = None
 
     @property
     def settled(self) -> bool:
         """Return True once a terminal status is recorded."""
         return self.settled_at is not None
+
+    @property
+    def age(self) -> float | None:
+        """Return how long ago the job was submitted when this copy was read, if known."""
+        return None if self.read_at is None else max(0.0, self.read_at - self.submitted_at)
 
 
 @attrs.frozen

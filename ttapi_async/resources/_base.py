@@ -6,6 +6,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .._types import NOT_GIVEN, NotGiven, RequestOptions, compact
+from ._checks import (
+    check_extra_headers,
+    check_max_retries,
+    check_retry_possibly_submitted,
+    check_timeout,
+)
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
@@ -35,7 +41,12 @@ class Resource:
             and retry_possibly_submitted is NOT_GIVEN
             and not extra_headers
         ):
-            return None  # the common case costs no allocation
+            return None  # the common case costs no allocation (and no check)
+        # Before anything is sent: a bad option found after a paid POST is money lost.
+        check_timeout(timeout)
+        check_max_retries(max_retries)
+        check_retry_possibly_submitted(retry_possibly_submitted)
+        check_extra_headers(extra_headers)
         return RequestOptions(
             timeout=timeout,
             max_retries=max_retries,

@@ -10,6 +10,7 @@ from .._params import validate_dalle3
 from .._response import maybe_unwrap
 from .._types import NOT_GIVEN, NotGiven
 from ._base import Resource, compact
+from ._checks import check_extra_body
 
 __all__ = ["Dalle3"]
 
@@ -42,7 +43,8 @@ class Dalle3(Resource):
         body = compact(prompt=prompt, size=size, quality=quality, style=style, n=n, model=model)
         if self._validating(validate):
             validate_dalle3(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
         client = self._client
         options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)

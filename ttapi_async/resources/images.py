@@ -18,9 +18,11 @@ from .._models import ImagesResponse, ImageStreamEvent, bind, excerpt, structure
 from .._params import validate_edit, validate_edit_json, validate_generate
 from .._response import maybe_unwrap
 from .._sse import iter_sse
+from .._translation import Translating
 from .._types import NOT_GIVEN, NotGiven, RequestOptions
 from .._uploads import ImageInput, build_form, is_reference, prepare_upload, reference
 from ._base import Resource, compact
+from ._checks import check_extra_body
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI, FormFactory
@@ -108,7 +110,8 @@ class Images(Resource):
         client = self._client
         if client.validate if validate is None else validate:
             validate_generate(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
         options = (
             None  # what _options() returns for these, without the call
@@ -166,7 +169,8 @@ class Images(Resource):
         )
         if self._validating(validate):
             validate_generate(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
         options = self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
         return ImageStream(self._client, GENERATIONS, json_body=body, options=options)
@@ -286,7 +290,8 @@ class Images(Resource):
                 body["mask"] = reference(mask, param="mask")
             if checking:
                 validate_edit_json(body)
-            if extra_body:
+            if extra_body is not None:
+                check_extra_body(extra_body)
                 body.update(extra_body)
             return body, None
         if any(is_reference(i) for i in images) or is_reference(mask):
@@ -300,7 +305,8 @@ class Images(Resource):
             validate_edit(
                 fields, [u.info for u in uploads], mask_upload.info if mask_upload else None
             )
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             fields.update(extra_body)
         # A factory, not a FormData: aiohttp consumes a form when it sends it, so every retry
         # must build its own.
@@ -400,7 +406,7 @@ class ImageStream:
                 )
                 self._events = self._parse(resp.content.iter_any())
             # Reading happens here, outside _stream's frame: translate aiohttp's errors too.
-            with self._client._translate("POST", self._path):
+            with Translating("POST", self._path, self._client.base_url):
                 return await self._events.__anext__()
         except BaseException:
             await self.aclose()

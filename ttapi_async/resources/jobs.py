@@ -20,6 +20,7 @@ from .._params import validate_4o_job, validate_gpt_job
 from .._response import envelope_failure, unwrap_envelope
 from .._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._base import Resource, compact
+from ._checks import check_deadline, check_extra_body
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
@@ -103,8 +104,10 @@ class JobResource(Resource):
         return await self._fetch(job_id, _POLL_OPTIONS)
 
     async def _fetch(self, job_id: str, options: RequestOptions | None) -> JobStatus:
-        if not job_id:
-            raise InvalidRequestError("job_id: must not be empty", param="jobId", value=job_id)
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidRequestError(
+                "job_id: must be a non-empty str", param="jobId", value=job_id
+            )
         client = self._client
         payload, status, headers = await client._send(
             "POST",
@@ -117,7 +120,7 @@ class JobResource(Resource):
             raise APIResponseValidationError(
                 "expected a job status ({status, jobId, data})",
                 status_code=status,
-                excerpt=client._redact(excerpt(payload)),
+                excerpt=excerpt(payload, redact=client._redact),
             )
         names_job = "jobId" in payload or "job_id" in payload
         if not names_job:
@@ -127,6 +130,9 @@ class JobResource(Resource):
                     payload, status_code=status, headers=headers, redact=client._redact
                 )
             payload = {**payload, "jobId": job_id}
+        # A job's message may echo the key (a FAILED "invalid key ..."): the status, which
+        # job.status, updates() and JobFailedError.status show, is built from a clean copy.
+        payload = client._redact.value(payload)
         return structure(payload, JobStatus, status_code=status, redact=client._redact)
 
     async def _submit(
@@ -145,9 +151,11 @@ class JobResource(Resource):
                     "hook=True and hook_url are exclusive: pass one", param="hookUrl"
                 )
             body["hookUrl"] = self._client.watcher.hook_url()
+        check_deadline(deadline)  # used after the paid POST: checked before it
         if self._validating(validate):
             self.family.validate(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
         client = self._client
         payload, status, headers = await client._send(
@@ -171,8 +179,11 @@ class JobResource(Resource):
         comes when jobs like it usually finish, else at once. ``deadline`` (seconds from
         now) overrides the watcher's.
         """
-        if not job_id:
-            raise InvalidRequestError("job_id: must not be empty", param="jobId", value=job_id)
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidRequestError(
+                "job_id: must be a non-empty str", param="jobId", value=job_id
+            )
+        check_deadline(deadline)
         return self._watch(job_id, self._key(model), age, deadline)
 
     def _key(self, model: object) -> str:
