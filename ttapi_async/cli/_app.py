@@ -28,6 +28,7 @@ from ..batch import (
 from ..batch._outputs import save_b64, save_url
 from ..batch._progress import JsonEvents, RichProgress, summary_lines, summary_record
 from ..resources._base import compact
+from ._demo import demo_input
 from ._gallery import gallery
 
 __all__ = ["cli", "run"]
@@ -152,7 +153,7 @@ def cli(
 ) -> None:
     """Generate images with TTAPI's OpenAI image models, one or thousands at a time.
 
-    Try it with no key: ttapi batch examples/prompts.txt --out out/demo --fake
+    Try it with no key: ttapi batch --demo --out out/demo --fake
     """
     ctx.obj = {"api_key": api_key, "base_url": base_url, "poll_scale": poll_scale}
     if verbose:
@@ -183,7 +184,10 @@ def _parse_param(values: Sequence[str]) -> dict[str, Any]:
 
 
 @cli.command(short_help="Generate every request of a file, resumably.")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--demo", is_flag=True, help="Use 20 built-in demo prompts instead of FILE.")
 @click.option(
     "--out",
     "out_dir",
@@ -231,7 +235,8 @@ def _parse_param(values: Sequence[str]) -> dict[str, Any]:
 @click.pass_context
 def batch(
     ctx: click.Context,
-    file: Path,
+    file: Path | None,
+    demo: bool,
     out_dir: Path,
     fake: bool,
     concurrency: int,
@@ -258,7 +263,7 @@ def batch(
     code = _arun(
         _batch(
             ctx,
-            file,
+            demo_input(file, demo),
             out_dir,
             fake=fake,
             concurrency=concurrency,
