@@ -5,7 +5,7 @@ context chain), every record of the ``ttapi_async`` logger, and what the batch r
 the CLI write pass through ``REDACTOR``. Keys stay registered for the life of the process:
 an error printed after its client closed must still be clean.
 
-Rules (``docs``: see README "The API key"):
+Rules (README, "Errors", says the same):
 
 - a key of ``SHORT_KEY`` characters or more is replaced wherever it appears;
 - a shorter key is replaced only where it stands alone (not inside a longer word), so a
