@@ -841,6 +841,12 @@ def test_sniff_image_format(head: bytes, expected: str | None) -> None:
         (make_webp_vp8x(4, 4)[:26], None),
         (b"\xff\xd8\xff\xe1\xff\xff" + b"\x00" * 58, None),
         (b"\xff\xd8\xff\xda\x00\x08" + b"\x00" * 58, None),
+        # fill bytes and a standalone marker before the frame header are stepped over
+        (b"\xff\xd8\xff\xff\xff\xd0" + make_jpeg_head(40, 30)[2:], (40, 30)),
+        (b"\xff\xd8\xff\xe0\x00\x04" + b"\x00" * 58, None),  # a segment not followed by FF
+        (make_jpeg_head(40, 30)[:26], None),  # the frame header cut short
+        (_riff(b"VP8 ", b"\x00" * 4), None),
+        (_riff(b"ALPH", b"\x00" * 20), None),
         (GIF, None),
         (
             b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 5, 8, 6, 0, 0, 0)),

@@ -40,35 +40,30 @@ class SizeRule:
     """Bounds for a free ``WxH`` size string."""
 
     multiple: int
-    min_edge: int
     max_ratio: int
-    max_edge: int | None = None
-    pixels: tuple[int, int] | None = None
+    max_edge: int
+    pixels: tuple[int, int]
 
     def problem(self, width: int, height: int) -> str | None:
-        """Return why ``width x height`` breaks the rule, or None."""
+        """Return why ``width x height`` (both positive) breaks the rule, or None."""
         short, long = sorted((width, height))
         if width % self.multiple or height % self.multiple:
             return f"width and height must be multiples of {self.multiple}"
-        if short < self.min_edge:
-            return f"each edge must be at least {self.min_edge}"
-        if self.max_edge is not None and long > self.max_edge:
+        if long > self.max_edge:
             return f"the longest edge must be at most {self.max_edge}"
         if long > self.max_ratio * short:
             return f"the aspect ratio must be between 1:{self.max_ratio} and {self.max_ratio}:1"
-        if self.pixels is not None and not self.pixels[0] <= width * height <= self.pixels[1]:
+        if not self.pixels[0] <= width * height <= self.pixels[1]:
             return f"width*height must be {self.pixels[0]:,} to {self.pixels[1]:,} pixels"
         return None
 
     def describe(self) -> str:
         """Return the rule in words, for "allowed:" in messages."""
-        parts = [f"any WxH with edges multiples of {self.multiple} and >= {self.min_edge}"]
-        if self.max_edge is not None:
-            parts.append(f"longest edge <= {self.max_edge}")
-        parts.append(f"aspect ratio between 1:{self.max_ratio} and {self.max_ratio}:1")
-        if self.pixels is not None:
-            parts.append(f"{self.pixels[0]:,} to {self.pixels[1]:,} pixels")
-        return ", ".join(parts)
+        return (
+            f"any WxH with edges multiples of {self.multiple}, longest edge <= {self.max_edge}, "
+            f"aspect ratio between 1:{self.max_ratio} and {self.max_ratio}:1, "
+            f"{self.pixels[0]:,} to {self.pixels[1]:,} pixels"
+        )
 
 
 @attrs.frozen
@@ -82,10 +77,9 @@ class UploadRule:
 
 
 # gpt-image-2's free sizes, on /v1 and as gpt-image-2-plus on /openai/gpt: /16, 1:3..3:1, at
-# most 3840x2160 (the longest edge 3840, 8,294,400 pixels), at least 655,360 pixels. The 16 px
-# edge floor is ours: a smaller multiple of 16 is 0.
+# most 3840x2160 (the longest edge 3840, 8,294,400 pixels), at least 655,360 pixels.
 GPT_IMAGE_2_SIZE: Final = SizeRule(
-    multiple=16, min_edge=16, max_ratio=3, max_edge=3840, pixels=(655_360, 8_294_400)
+    multiple=16, max_ratio=3, max_edge=3840, pixels=(655_360, 8_294_400)
 )
 
 # "MB" read as MiB, the more generous reading: the server has the final word on the edge case.
