@@ -527,9 +527,9 @@ async def test_download_over_the_cap_fails_and_leaves_no_file(
     server: LocalServer, client: AsyncTTAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A download larger than the size cap raises and leaves no partial file."""
-    from ttapi_async import APIResponseValidationError, _client
+    from ttapi_async import APIResponseValidationError, _downloads
 
-    monkeypatch.setattr(_client, "MAX_DOWNLOAD_BYTES", 1000)
+    monkeypatch.setattr(_downloads, "MAX_DOWNLOAD_BYTES", 1000)
     big = PNG + b"\x00" * 5000
 
     async def chunked(request: Any) -> Any:
@@ -554,9 +554,9 @@ async def test_download_with_large_content_length_is_refused_early(
     server: LocalServer, client: AsyncTTAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A Content-Length over the cap is refused before the body is read."""
-    from ttapi_async import APIResponseValidationError, _client
+    from ttapi_async import APIResponseValidationError, _downloads
 
-    monkeypatch.setattr(_client, "MAX_DOWNLOAD_BYTES", 100)
+    monkeypatch.setattr(_downloads, "MAX_DOWNLOAD_BYTES", 100)
     server.reply("GET", "/img", _png_answer(PNG + b"\x00" * 500))
     item = await _url_result(server, client)
     with pytest.raises(APIResponseValidationError, match="over the"):

@@ -18,6 +18,7 @@ from ._errors import (
     QueueFullError,
     RateLimitError,
     RedirectError,
+    ResponseTooLargeError,
     TTAPIError,
 )
 from ._job import Job
@@ -70,6 +71,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitError",
     "RedirectError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "TTAPIError",
     "Usage",

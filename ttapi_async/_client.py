@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import enum
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -18,9 +20,10 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._bigjson import dumps
+from ._downloads import Downloads
 from ._errors import APIResponseValidationError, InvalidRequestError, TTAPIError
-from ._files import MAX_DOWNLOAD_BYTES, atomic_writer, check_image
 from ._models import excerpt
+from ._reading import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, read_body
 from ._redact import REDACTOR, register
 from ._redirects import MAX_REDIRECTS, is_redirect, redirect_target
 from ._response import decode_json, envelope_failure, payload_error, status_error
@@ -42,8 +45,6 @@ DEFAULT_TIMEOUT: Final = 600.0
 DEFAULT_CONNECT_TIMEOUT: Final = 30.0
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_MAX_CONNECTIONS: Final = 100
-# Enough of a file's start to tell PNG, JPEG and WebP apart.
-_SNIFF_BYTES: Final = 16
 
 
 class _State(enum.Enum):
@@ -79,6 +80,9 @@ class AsyncTTAPI:
         validate: bool = True,
         proxy: str | None = None,
         trust_env: bool = True,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_private_downloads: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("TTAPI_API_KEY")
         if not key:
@@ -110,6 +114,14 @@ class AsyncTTAPI:
         self._proxy = proxy
         self._trust_env = trust_env
         self.validate = validate
+        #: seconds without a byte (in a stream: without an event) once an answer has started
+        self.idle_timeout: float | None = _checked_idle(idle_timeout, param="idle_timeout")
+        #: the most bytes (after decompression) one API answer may take
+        self.max_response_bytes = _checked_cap(max_response_bytes)
+        #: whether downloads may go to private, loopback or link-local addresses even when
+        #: base_url is not one (they may whenever it is: the emulator)
+        self.allow_private_downloads = allow_private_downloads
+        self._downloads = Downloads(self)
         self._default_headers = dict(default_headers or {})
         self._borrowed_session = session
         self._session: aiohttp.ClientSession | None = session
@@ -238,6 +250,12 @@ class AsyncTTAPI:
         self._last_timeout = cached
         return cached
 
+    def _idle_timeout(self, options: RequestOptions | None) -> float | None:
+        # A per-call value was checked where it was given (resources' _options).
+        if options is not None and not isinstance(options.idle_timeout, NotGiven):
+            return options.idle_timeout
+        return self.idle_timeout
+
     def _retrying(self, *, idempotent: bool, options: RequestOptions | None) -> Any:
         max_retries = None
         possibly = None
@@ -283,6 +301,7 @@ class AsyncTTAPI:
         headers = self._headers(options, json_body=data is not None)
         url = self._url(path)
         timeout = self._client_timeout(options)
+        idle = self._idle_timeout(options)
 
         def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
             payload = data if form is None else form()
@@ -294,6 +313,7 @@ class AsyncTTAPI:
                 params=params,
                 timeout=timeout,
                 idempotent=idempotent,
+                idle=idle,
             )
 
         # The first attempt runs outside tenacity: the success path, which nearly every call
@@ -340,6 +360,7 @@ class AsyncTTAPI:
         params: Mapping[str, str] | None,
         timeout: aiohttp.ClientTimeout,
         idempotent: bool = False,
+        idle: float | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Send once; return (status, headers, body) of a 2xx answer or raise typed.
 
@@ -366,7 +387,13 @@ class AsyncTTAPI:
                     raise_for_status=False,
                 )
                 try:
-                    body = await resp.read()
+                    body = await read_body(
+                        resp,
+                        limit=self.max_response_bytes,
+                        idle=idle,
+                        method=method,
+                        path=path_of(url),
+                    )
                 finally:
                     resp.release()
                     await resp.wait_for_close()
@@ -427,11 +454,14 @@ class AsyncTTAPI:
         headers["Accept"] = "text/event-stream"
         url = self._url(path)
         timeout = self._client_timeout(options)
+        idle = self._idle_timeout(options)
         retrying = self._retrying(idempotent=False, options=options)
         resp: aiohttp.ClientResponse | None = None
         async for attempt in retrying:
             with attempt:
-                resp = await self._open(url, headers, data if form is None else form(), timeout)
+                resp = await self._open(
+                    url, headers, data if form is None else form(), timeout, idle
+                )
         assert resp is not None
         try:
             with Translating("POST", url, self.base_url):
@@ -440,7 +470,12 @@ class AsyncTTAPI:
             resp.release()
 
     async def _open(
-        self, url: str, headers: Mapping[str, str], data: Any, timeout: aiohttp.ClientTimeout
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        data: Any,
+        timeout: aiohttp.ClientTimeout,
+        idle: float | None,
     ) -> aiohttp.ClientResponse:
         session = self._get_session()
         with Translating("POST", url, self.base_url):
@@ -459,7 +494,13 @@ class AsyncTTAPI:
             # a FAILED envelope included), never an empty stream.
             if resp.status >= 400 or resp.content_type == "application/json":
                 try:
-                    body = await resp.read()
+                    body = await read_body(
+                        resp,
+                        limit=self.max_response_bytes,
+                        idle=idle,
+                        method="POST",
+                        path=path_of(url),
+                    )
                 finally:
                     resp.release()
                 raise self._stream_refused(resp.status, resp.headers, body)
@@ -482,68 +523,17 @@ class AsyncTTAPI:
             excerpt=excerpt(body, redact=self._redact),
         )
 
-    # --- downloads ---------------------------------------------------------------------------
+    # --- downloads (see _downloads) --------------------------------------------------------
 
-    async def _download(self, url: str) -> bytes:
-        """Download an image URL (no API key is sent: it may be a CDN's), capped and checked."""
-        chunks: list[bytes] = []
+    async def _download(self, url: str, *, expires_at: dt.datetime | None = None) -> bytes:
+        """Download an image URL: no API key is sent, and only to where it may go."""
+        return await self._downloads.read(url, expires_at=expires_at)
 
-        async def sink(chunk: bytes) -> None:
-            chunks.append(chunk)
-
-        async for attempt in self._retrying(idempotent=True, options=None):
-            with attempt:
-                chunks.clear()
-                await self._download_into(url, sink)
-        return b"".join(chunks)
-
-    async def _download_to(self, url: str, path: Path) -> Path:
+    async def _download_to(
+        self, url: str, path: Path, *, expires_at: dt.datetime | None = None
+    ) -> Path:
         """Stream an image URL into ``path`` atomically; memory stays flat."""
-        async for attempt in self._retrying(idempotent=True, options=None):
-            with attempt, atomic_writer(path) as fh:
-
-                async def sink(chunk: bytes) -> None:
-                    fh.write(chunk)
-
-                await self._download_into(url, sink)
-        return path
-
-    async def _download_into(self, url: str, sink: Callable[[bytes], Awaitable[None]]) -> None:
-        session = self._get_session()
-        timeout = self._client_timeout(None)
-        headers = {"User-Agent": self._base_headers["User-Agent"]}
-        with Translating("GET", url, self.base_url):
-            async with session.get(
-                url, headers=headers, timeout=timeout, raise_for_status=False
-            ) as resp:
-                if resp.status >= 400:
-                    body = await resp.read()
-                    raise status_error(resp.status, resp.headers, body, redact=self._redact)
-                if (resp.content_length or 0) > MAX_DOWNLOAD_BYTES:
-                    raise APIResponseValidationError(
-                        f"image at {path_of(url)} is {resp.content_length} bytes, "
-                        f"over the {MAX_DOWNLOAD_BYTES} byte cap"
-                    )
-                received = 0
-                # The first chunk may be a few bytes: hold chunks until the magic bytes are in.
-                head: list[bytes] | None = []
-                async for chunk in resp.content.iter_chunked(256 * 1024):
-                    received += len(chunk)
-                    if received > MAX_DOWNLOAD_BYTES:
-                        raise APIResponseValidationError(
-                            f"image at {path_of(url)} exceeds the {MAX_DOWNLOAD_BYTES} byte cap"
-                        )
-                    if head is not None:
-                        head.append(chunk)
-                        if received < _SNIFF_BYTES:
-                            continue
-                        chunk, head = b"".join(head), None
-                        check_image(chunk[:_SNIFF_BYTES], what=f"download of {path_of(url)}")
-                    await sink(chunk)
-                if received == 0:
-                    raise APIResponseValidationError(f"image at {path_of(url)} is empty")
-                if head is not None:  # shorter than the magic bytes: never an image
-                    check_image(b"".join(head), what=f"download of {path_of(url)}")
+        return await self._downloads.save(url, path, expires_at=expires_at)
 
 
 def _encoded(json_body: Mapping[str, Any] | None) -> bytes | None:
@@ -556,3 +546,26 @@ def _encoded(json_body: Mapping[str, Any] | None) -> bytes | None:
         raise InvalidRequestError(
             f"the request body is not JSON ({type(exc).__name__})", param="body"
         ) from None
+
+
+def _checked_idle(value: object, *, param: str) -> Any:
+    """Return an idle timeout that is None (no limit), NOT_GIVEN, or a positive number."""
+    if value is None or value is NOT_GIVEN:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise InvalidRequestError(
+            f"{param} must be a positive number of seconds or None, got {value!r}",
+            param=param,
+            value=value,
+        )
+    return float(value)
+
+
+def _checked_cap(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError(
+            f"max_response_bytes must be a positive integer, got {value!r}",
+            param="max_response_bytes",
+            value=value,
+        )
+    return value

@@ -16,6 +16,7 @@
      │    ├── InternalServerError        5xx
      │    └── RedirectError              3xx not followed (another origin, or a paid POST)
      ├── APIResponseValidationError      an answer that does not parse as the contract says
+     │    └── ResponseTooLargeError      ... because it passed the client's max_response_bytes
      ├── InvalidRequestError (ValueError)  rejected before anything was sent
      ├── JobFailedError                  an asynchronous job ended FAILED
      ├── JobTimeoutError (TimeoutError)  a job did not finish before its deadline
@@ -60,6 +61,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitError",
     "RedirectError",
+    "ResponseTooLargeError",
     "TTAPIError",
     "status_error_class",
 ]
@@ -212,6 +214,19 @@ class APIResponseValidationError(TTAPIError):
         super().__init__(message)
         self.status_code = status_code
         self.excerpt = excerpt
+
+
+class ResponseTooLargeError(APIResponseValidationError):
+    """Raise when an answer's body (counted after decompression) passed the client's cap.
+
+    ``limit`` is the cap; ``received`` how many bytes had been read when reading stopped
+    (0 when the declared length alone was over it).
+    """
+
+    def __init__(self, message: str, *, limit: int, received: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.received = received
 
 
 class InvalidRequestError(TTAPIError, ValueError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,8 +74,8 @@ def status_error(
 ) -> APIStatusError:
     """Build the error for a 4xx/5xx answer in OpenAI's shape, TTAPI's envelope, or neither."""
     try:
-        payload: Any = json.loads(body) if body and not body.isspace() else None
-    except (ValueError, UnicodeDecodeError):
+        payload: Any = _bigjson.loads(body) if body and not body.isspace() else None
+    except (ValueError, UnicodeDecodeError):  # too deep a nesting is a ValueError there too
         payload = None
     if isinstance(payload, Mapping):
         return payload_error(status_code, headers, payload, redact=redact)

@@ -33,6 +33,7 @@ class RequestOptions:
     """Per-call overrides of the client's settings."""
 
     timeout: float | NotGiven | None = NOT_GIVEN
+    idle_timeout: float | NotGiven | None = NOT_GIVEN
     max_retries: int | NotGiven = NOT_GIVEN
     retry_possibly_submitted: bool | NotGiven = NOT_GIVEN
     extra_headers: Mapping[str, str] | None = None

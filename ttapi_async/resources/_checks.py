@@ -20,6 +20,7 @@ __all__ = [
     "check_deadline",
     "check_extra_body",
     "check_extra_headers",
+    "check_idle_timeout",
     "check_max_retries",
     "check_retry_possibly_submitted",
     "check_timeout",
@@ -52,6 +53,13 @@ def check_timeout(value: float | NotGiven | None) -> None:
     if value is None or isinstance(value, NotGiven):
         return
     _positive_seconds(value, "timeout", what="None for no limit")
+
+
+def check_idle_timeout(value: float | NotGiven | None) -> None:
+    """Accept NOT_GIVEN, None ("no idle limit") or seconds > 0, as ``timeout``."""
+    if value is None or isinstance(value, NotGiven):
+        return
+    _positive_seconds(value, "idle_timeout", what="None for no idle limit")
 
 
 def check_deadline(value: float | None) -> None:

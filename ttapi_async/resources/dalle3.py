@@ -32,6 +32,7 @@ class Dalle3(Resource):
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -47,7 +48,9 @@ class Dalle3(Resource):
             check_extra_body(extra_body)
             body.update(extra_body)
         client = self._client
-        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        options = self._options(
+            timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
+        )
         payload, status, headers = await client._send(
             "POST", PATH, json_body=body, idempotent=False, options=options
         )

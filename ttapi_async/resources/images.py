@@ -16,8 +16,9 @@ from .._errors import (
 )
 from .._models import ImagesResponse, ImageStreamEvent, bind, excerpt, structure
 from .._params import validate_edit, validate_edit_json, validate_generate
+from .._reading import sse_events
 from .._response import maybe_unwrap
-from .._sse import iter_sse
+from .._sse import ServerSentEvent
 from .._translation import Translating
 from .._types import NOT_GIVEN, NotGiven, RequestOptions
 from .._uploads import ImageInput, build_form, is_reference, prepare_upload, reference
@@ -56,6 +57,7 @@ class Images(Resource):
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -116,10 +118,17 @@ class Images(Resource):
         options = (
             None  # what _options() returns for these, without the call
             if timeout is NOT_GIVEN
+            and idle_timeout is NOT_GIVEN
             and max_retries is NOT_GIVEN
             and retry_possibly_submitted is NOT_GIVEN
             and not extra_headers
-            else self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+            else self._options(
+                timeout,
+                max_retries,
+                retry_possibly_submitted,
+                extra_headers,
+                idle_timeout=idle_timeout,
+            )
         )
         # _post_images() written out: one coroutine less per call.
         payload, status, headers = await client._send(
@@ -144,6 +153,7 @@ class Images(Resource):
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
     ) -> ImageStream:
@@ -172,7 +182,9 @@ class Images(Resource):
         if extra_body is not None:
             check_extra_body(extra_body)
             body.update(extra_body)
-        options = self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
+        options = self._options(
+            timeout, max_retries, NOT_GIVEN, extra_headers, idle_timeout=idle_timeout
+        )
         return ImageStream(self._client, GENERATIONS, json_body=body, options=options)
 
     async def edit(
@@ -195,6 +207,7 @@ class Images(Resource):
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -221,7 +234,9 @@ class Images(Resource):
             response_format=response_format,
             user=user,
         )
-        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        options = self._options(
+            timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
+        )
         json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
         return await self._post_images(EDITS, json_body=json_body, form=form, options=options)
 
@@ -245,6 +260,7 @@ class Images(Resource):
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
     ) -> ImageStream:
@@ -264,7 +280,9 @@ class Images(Resource):
             stream=True,
             partial_images=partial_images,
         )
-        options = self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
+        options = self._options(
+            timeout, max_retries, NOT_GIVEN, extra_headers, idle_timeout=idle_timeout
+        )
         json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
         return ImageStream(self._client, EDITS, json_body=json_body, form=form, options=options)
 
@@ -404,7 +422,10 @@ class ImageStream:
                         options=self._options,
                     )
                 )
-                self._events = self._parse(resp.content.iter_any())
+                idle = self._client._idle_timeout(self._options)
+                self._events = self._parse(
+                    sse_events(resp, idle=idle, method="POST", path=self._path)
+                )
             # Reading happens here, outside _stream's frame: translate aiohttp's errors too.
             with Translating("POST", self._path, self._client.base_url):
                 return await self._events.__anext__()
@@ -420,15 +441,17 @@ class ImageStream:
             await events.aclose()
         await self._stack.aclose()
 
-    async def _parse(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[ImageStreamEvent]:
+    async def _parse(
+        self, events: AsyncIterator[ServerSentEvent]
+    ) -> AsyncIterator[ImageStreamEvent]:
         redact = self._client._redact
         completed = False
-        async for sse in iter_sse(chunks):
+        async for sse in events:
             if sse.data.strip() == "[DONE]":
                 return
             try:
                 payload = json.loads(sse.data)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # 100,000 "[" is a RecursionError
                 raise APIResponseValidationError(
                     "stream event is not valid JSON", excerpt=excerpt(sse.data, redact=redact)
                 ) from exc

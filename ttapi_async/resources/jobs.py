@@ -87,6 +87,7 @@ class JobResource(Resource):
         job_id: str,
         *,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
     ) -> JobStatus:
@@ -97,7 +98,10 @@ class JobResource(Resource):
         envelope and no job) raises.
         """
         return await self._fetch(
-            job_id, self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
+            job_id,
+            self._options(
+                timeout, max_retries, NOT_GIVEN, extra_headers, idle_timeout=idle_timeout
+            ),
         )
 
     async def _poll(self, job_id: str) -> JobStatus:
@@ -223,6 +227,7 @@ class GPT4o(JobResource):
         validate: bool | None = None,
         deadline: float | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -238,7 +243,9 @@ class GPT4o(JobResource):
             referImages=list(refer_images) if refer_images is not None else None,
             hookUrl=hook_url,
         )
-        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        options = self._options(
+            timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
+        )
         return await self._submit(
             body,
             hook=hook,
@@ -259,6 +266,7 @@ class GPT4o(JobResource):
         validate: bool | None = None,
         deadline: float | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -273,6 +281,7 @@ class GPT4o(JobResource):
             validate=validate,
             deadline=deadline,
             timeout=timeout,
+            idle_timeout=idle_timeout,
             max_retries=max_retries,
             retry_possibly_submitted=retry_possibly_submitted,
             extra_headers=extra_headers,
@@ -299,6 +308,7 @@ class GPT(JobResource):
         validate: bool | None = None,
         deadline: float | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -317,7 +327,9 @@ class GPT(JobResource):
             referImages=list(refer_images) if refer_images is not None else None,
             hookUrl=hook_url,
         )
-        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        options = self._options(
+            timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
+        )
         return await self._submit(
             body,
             hook=hook,
@@ -341,6 +353,7 @@ class GPT(JobResource):
         validate: bool | None = None,
         deadline: float | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -358,6 +371,7 @@ class GPT(JobResource):
             validate=validate,
             deadline=deadline,
             timeout=timeout,
+            idle_timeout=idle_timeout,
             max_retries=max_retries,
             retry_possibly_submitted=retry_possibly_submitted,
             extra_headers=extra_headers,
