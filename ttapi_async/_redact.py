@@ -255,6 +255,9 @@ def _scrubbed(value: Any, todo: list[BaseException]) -> Any:
     if isinstance(value, tuple):
         items = tuple(_scrubbed(v, todo) for v in value)
         return items if _changed(items, value) else value
+    if isinstance(value, list):  # __notes__, among others
+        listed = [_scrubbed(v, todo) for v in value]
+        return listed if _changed(tuple(listed), tuple(value)) else value
     try:
         shown = repr(value)
     except Exception:
