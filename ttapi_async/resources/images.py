@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -21,7 +22,14 @@ from .._response import maybe_unwrap
 from .._sse import ServerSentEvent
 from .._translation import Translating
 from .._types import NOT_GIVEN, NotGiven, RequestOptions
-from .._uploads import ImageInput, build_form, is_reference, prepare_upload, reference
+from .._uploads import (
+    ImageInput,
+    build_form,
+    is_reference,
+    prepare_upload,
+    reads_files,
+    reference,
+)
 from ._base import Resource, compact
 from ._checks import check_extra_body
 
@@ -237,7 +245,13 @@ class Images(Resource):
         options = self._options(
             timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
         )
-        json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
+        if reads_files([*_as_list(image), mask]):
+            # A file's read may stall (a network file system): never on the event loop.
+            json_body, form = await asyncio.to_thread(
+                self._edit_body, fields, image, mask, validate, extra_body
+            )
+        else:
+            json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
         return await self._post_images(EDITS, json_body=json_body, form=form, options=options)
 
     def stream_edit(
