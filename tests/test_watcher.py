@@ -23,8 +23,8 @@ from ttapi_async import (
     PollSchedule,
     RateLimitError,
 )
+from ttapi_async._durations import _bin
 from ttapi_async._models import JobData
-from ttapi_async._schedule import _bin
 from ttapi_async.testing import ManualClock
 
 FIXED = PollSchedule(
@@ -318,7 +318,9 @@ async def test_rate_cap_holds_in_every_window_at_start_up(
 
 async def test_learning_moves_first_poll(service: FakeService, clock: ManualClock) -> None:
     """Once jobs of a kind have finished, a new job's first poll comes near their durations."""
-    schedule = PollSchedule(min_samples=5, min_first_delay=0.5, min_interval=0.5, jitter=0.0)
+    schedule = PollSchedule(
+        min_samples=5, min_first_delay=0.5, min_interval=0.5, jitter=0.0, first_factor=0.9
+    )
     async with make_watcher(service, clock, schedule=schedule)() as watcher:
         for seconds in (30.0, 31.0, 32.0, 33.0, 34.0):
             watcher.record_duration("k", seconds)
@@ -339,6 +341,18 @@ async def test_finished_jobs_teach_the_schedule(service: FakeService, clock: Man
         await advance(watcher, clock, 3.0)
         await job
         assert watcher.durations("k") == [2.5]
+
+
+async def test_job_done_at_its_first_poll_counts_as_ending_earlier(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A job seen done at its first poll (1 s) is recorded a late job's worth earlier."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 0.5)
+        job = watcher.watch("a", key="k")
+        await advance(watcher, clock, 1.0)
+        await job
+        assert watcher.durations("k") == [pytest.approx(1.0 / 1.15)]
 
 
 async def test_updates_and_callbacks(service: FakeService, clock: ManualClock) -> None:
@@ -559,3 +573,60 @@ async def test_cold_batch_does_not_learn_from_its_fastest_jobs(
         await advance(watcher, clock, 30.0)
         # Sparse (14% of the age) from 30 s to 60 s is ~5 polls; dense (6%) would be ~12.
         assert service.count("j100") - before <= 7
+
+
+async def test_eta_is_none_before_anything_is_learned(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A job of a kind with no learned duration has no estimate."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 100.0)
+        job = watcher.watch("a", key="k")
+        assert job.eta is None
+
+
+async def test_eta_counts_down_from_the_learned_durations(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """eta is the mean time left of the learned jobs that ran longer than this one so far."""
+    async with make_watcher(service, clock)() as watcher:
+        for seconds in (30.0, 40.0, 50.0):
+            watcher.record_duration("k", seconds)
+        service.add("a", 1000.0)
+        job = watcher.watch("a", key="k")
+        assert job.eta == pytest.approx(40.0)
+        clock.advance(35.0)
+        assert job.eta == pytest.approx(45.0 - 35.0)  # only the 40 s and 50 s jobs left
+        clock.advance(20.0)
+        assert job.eta is None  # older than every job learned
+
+
+async def test_eta_of_a_submitted_job_counts_its_age(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A job watched at age 10 s expects the time left after 10 s, not a whole duration."""
+    async with make_watcher(service, clock)() as watcher:
+        watcher.record_duration("k", 40.0)
+        service.add("a", 1000.0)
+        assert watcher.watch("a", key="k", age=10.0).eta == pytest.approx(30.0)
+
+
+async def test_eta_is_none_for_a_job_of_unknown_age(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A resumed job (age unknown) has no estimate even when durations are known."""
+    async with make_watcher(service, clock)() as watcher:
+        watcher.record_duration("k", 40.0)
+        service.add("a", 1000.0)
+        assert watcher.watch("a", key="k", age=None).eta is None
+
+
+async def test_eta_is_zero_once_done(service: FakeService, clock: ManualClock) -> None:
+    """A finished job's estimate is 0.0."""
+    async with make_watcher(service, clock)() as watcher:
+        watcher.record_duration("k", 40.0)
+        service.add("a", 2.0)
+        job = watcher.watch("a", key="k")
+        await advance(watcher, clock, 3.0)
+        await job
+        assert job.eta == 0.0

@@ -363,7 +363,7 @@ class JobWatcher:
                 self._finish(job, exc)
                 return
             if job._flags & LEARNABLE:
-                job._kind.wait.stats.add(self._estimate(job, now))
+                job._kind.wait.stats.add(self._estimate(job, now), job._started)
             self._finish(job, result)
             return
         if value == "FAILED":
@@ -388,10 +388,13 @@ class JobWatcher:
 
     def _estimate(self, job: Job, now: float) -> float:
         """Return the best guess of a finished job's duration."""
-        if job._flags & HINTED or job._polls == 0:
-            # A callback fetch is close to the finish. A first poll gives an upper bound:
-            # recording it keeps the learned first poll from creeping later.
-            return now - job._started
+        if job._flags & HINTED:
+            return now - job._started  # a callback fetch is close to the finish
+        if job._polls == 0:
+            # Done at its first poll: it ended any time before. Counting it a late job's
+            # worth earlier makes the learned first poll settle where about the share
+            # of jobs the schedule allows to be late ends before it, not creep later.
+            return (now - job._started) / 1.15
         return (job._prev + now) / 2 - job._started
 
     def _schedule_next(self, job: Job, now: float) -> None:
