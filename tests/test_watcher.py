@@ -25,6 +25,7 @@ from ttapi_async import (
 )
 from ttapi_async._durations import _bin
 from ttapi_async._models import JobData
+from ttapi_async._schedule import wait_age_fraction
 from ttapi_async.testing import ManualClock
 
 FIXED = PollSchedule(
@@ -630,3 +631,26 @@ async def test_eta_is_zero_once_done(service: FakeService, clock: ManualClock) -
         await advance(watcher, clock, 3.0)
         await job
         assert job.eta == 0.0
+
+
+async def test_cold_followers_poll_sparsely_until_a_scout_sees_a_finish(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """Past 64 cold jobs of a kind 3 in 4 poll sparsely, and come forward at the first finish."""
+    cold = wait_age_fraction(0.3, tenacity.wait_fixed(1.0), spread=0.0)
+    schedule = PollSchedule(wait=cold, jitter=0.0)
+    async with make_watcher(service, clock, schedule=schedule)() as watcher:
+        service.add("j0", 12.0)
+        for i in range(1, 200):
+            service.add(f"j{i}", 100.0)
+        for i in range(200):
+            watcher.watch(f"j{i}", key="k")
+        await advance(watcher, clock, 11.5)
+        follower = [t for t, j in service.calls if j == "j64"]  # the 65th job
+        scout = [t for t, j in service.calls if j == "j1"]
+        assert follower == [1.0, 3.0, 9.0]  # twice its age between polls
+        assert len(scout) >= 2 * len(follower)
+        await advance(watcher, clock, 3.0)  # j0 is seen done: the onset is ~12 s
+        assert watcher.get("j0") is None
+        follower = [t for t, j in service.calls if j == "j64"]
+        assert len(follower) == 4 and follower[3] < 16.0  # brought forward from 27 s

@@ -34,7 +34,6 @@ class DurationStats:
         "_recent_starts",
         "_rng",
         "_sorted",
-        "_start_sum",
         "_starts",
         "_values",
         "generation",
@@ -50,9 +49,8 @@ class DurationStats:
         self._count = 0
         self._recent: list[float] = []
         self._recent_starts: list[float] = []
-        #: when the kept jobs were submitted (nan: unknown), and the sum of those known
+        #: when the kept jobs were submitted (nan: unknown)
         self._starts = array.array("d")
-        self._start_sum = 0.0
         #: counts the restarts after a shift (see ``_check_shift``)
         self.generation = 0
 
@@ -72,39 +70,36 @@ class DurationStats:
         if len(self._values) < self.window:
             self._values.append(seconds)
             self._starts.append(started)
-            self._start_sum += started if started == started else 0.0
         else:
             slot = self._rng.randrange(min(self._count, 16 * self.window))
             if slot >= self.window:
                 return
             self._values[slot] = seconds
-            old = self._starts[slot]
-            self._start_sum += (started if started == started else 0.0) - (
-                old if old == old else 0.0
-            )
             self._starts[slot] = started
         self._dirty += 1
 
     def _check_shift(self) -> None:
         # The fading reservoir takes hundreds of jobs to follow a change (a queue backing up
-        # doubles every duration). When the median of the last 32 lies outside the middle
-        # 60% of the sample (3.8 standard errors of that median for lognormal durations:
-        # a false alarm is rare), the old sample describes the past: restart from them.
+        # doubles every duration). When the median of the last 32 lies above the sample's
+        # 80th percentile (3.8 standard errors of that median for lognormal durations: a
+        # false alarm is rare), the old sample describes the past: restart from them.
         recent, self._recent = self._recent, []
         starts, self._recent_starts = self._recent_starts, []
         if len(self._values) < 4 * _RECENT:
             return
         middle = sorted(recent)[len(recent) // 2]
-        if self.quantile(0.2) <= middle <= self.quantile(0.8):
+        if middle <= self.quantile(0.8):
+            # Faster jobs need no restart: done at their first poll, they are recorded
+            # under it, and a few of them move the learned first poll (a low quantile).
+            # A fresh batch's first finishers are its fast jobs, and must not look like one.
             return
         # Only a later cohort counts: in one batch the last finishers are its slow jobs,
         # submitted with the fast ones, and restarting from them would be wrong.
-        known = [t for t in self._starts if t == t]
-        if known and min(starts) - self._start_sum / len(known) < self.quantile(0.5):
+        known = sorted(t for t in self._starts if t == t)
+        if known and min(starts) <= known[len(known) // 2]:
             return
         self._values = array.array("d", recent)
         self._starts = array.array("d", starts)
-        self._start_sum = sum(starts)
         self._count = len(recent)
         self._sorted = []
         self._dirty = len(recent)

@@ -33,6 +33,7 @@ LOGGED_UNKNOWN = 2  # an unknown status was logged for it already
 HINTED = 4  # the next fetch was asked for by a callback: it is close to the finish
 IN_FLIGHT = 8  # a fetch is running
 AGAIN = 16  # fetch again as soon as the running fetch returns
+FOLLOWER = 32  # a cold job that polls sparsely until the scouts of its kind see a finish
 
 
 class JobHost(Protocol):

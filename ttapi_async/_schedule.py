@@ -136,12 +136,16 @@ _SURE_SAMPLES = 256
 class Plan:
     """The quantiles one job's polls are placed by (shared by the jobs submitted together)."""
 
-    __slots__ = ("dense_from", "dense_to", "first")
+    __slots__ = ("dense_from", "dense_to", "first", "generation")
 
-    def __init__(self, first: float, dense_from: float, dense_to: float) -> None:
+    def __init__(
+        self, first: float, dense_from: float, dense_to: float, generation: int = 0
+    ) -> None:
         self.first = first
         self.dense_from = dense_from
         self.dense_to = dense_to
+        #: the sample's generation it was made from: after a shift its jobs stop following it
+        self.generation = generation
 
     def __repr__(self) -> str:
         return f"Plan(first={self.first:.3g}, dense={self.dense_from:.3g}..{self.dense_to:.3g})"
@@ -176,6 +180,9 @@ class LearnedWait(wait_base):
         self._next_count = 0
         self._next_moves = 0
         self._generation = stats.generation
+        self._explorers = 0
+        self._announced = False
+        self._dense_generation = stats.generation
         #: survival estimates (inf: not known yet)
         self._onset = math.inf
         self._first = math.inf
@@ -206,10 +213,9 @@ class LearnedWait(wait_base):
         self._next_count = stats.count + max(len(stats) // 16, 1)
         self._next_moves = max(64, self.pending.total) // 4
         self._fresh = True
-        if stats.generation != self._generation:
-            # The durations shifted and the sample restarted: what was known is obsolete.
-            self._generation = stats.generation
-            self._onset = self._first = self._dense_from = self._dense_to = math.inf
+        # After a shift (the sample restarted), what was known stays until the new sample
+        # replaces it: the old, shorter durations place polls early, never late.
+        self._generation = stats.generation
         wanted = [s.onset_quantile, s.first_quantile, s.dense_from]
         if s.dense_to < 1.0:
             wanted.append(s.dense_to)
@@ -225,7 +231,13 @@ class LearnedWait(wait_base):
         # knew; any new value replaces the old one.
         self._onset = _known(found[s.onset_quantile], self._onset)
         self._first = _known(found[s.first_quantile], self._first)
-        self._dense_from = _known(found[s.dense_from], self._dense_from)
+        if found[s.dense_from] < math.inf:
+            self._dense_from = found[s.dense_from]
+            self._dense_generation = stats.generation
+        elif self._dense_generation != stats.generation and ordered:
+            # Since a shift the new sample's jobs have not all run that long; its plain
+            # quantile (of those finished: too low) still only moves the dense part later.
+            self._dense_from = max(self._dense_from, stats.quantile(s.dense_from))
         self._dense_to = _known(found[s.dense_to], self._dense_to) if s.dense_to < 1.0 else math.inf
         known = (
             self._first < math.inf
@@ -239,7 +251,7 @@ class LearnedWait(wait_base):
             # sample is large enough for its 1st percentile to stand on a few jobs.
             factor = s.first_factor if len(stats) >= _SURE_SAMPLES else _COLD_MARGIN
             first = min(max(self._first * factor, s.min_first_delay), s.max_first_delay)
-            self._plan = Plan(first, self._dense_from, self._dense_to)
+            self._plan = Plan(first, self._dense_from, self._dense_to, stats.generation)
         else:
             self._plan = None
 
@@ -317,6 +329,38 @@ class LearnedWait(wait_base):
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         return self.delay(retry_state, self.plan())
+
+    def scout(self) -> bool:
+        """Tell whether a new cold job should explore (poll finely before any finish).
+
+        The first 64 jobs of a kind do, then one in 4: a big batch or a busy stream needs
+        only a sample of its jobs to find when jobs of the kind start to finish; the others
+        poll sparsely (``follow``) and are brought forward to the onset once it is known.
+        """
+        self._explorers += 1
+        return self._explorers <= 64 or self._explorers % 4 == 0
+
+    def onset_known(self) -> bool:
+        """Tell whether any job of this kind is known to have finished by some age."""
+        if self._onset == math.inf and self._stale():
+            self.estimate()
+        return self._onset < math.inf
+
+    def onset_news(self) -> bool:
+        """Return True once: the first time the onset is known (to bring followers forward)."""
+        if self._announced or not self.onset_known():
+            return False
+        self._announced = True
+        return True
+
+    def onset_target(self) -> float:
+        """Return the age just before the onset, where a cold job's next poll should be."""
+        return self._onset * _COLD_MARGIN
+
+    def follow(self, age: float) -> float:
+        """Return the wait of a follower (a cold job that is not a scout): twice its age."""
+        s = self.schedule
+        return min(max(2.0 * age, s.min_interval), s.max_interval)
 
     def remaining(self, age: float) -> float | None:
         """Return the expected seconds left of a job pending at ``age``; None if unknown.
