@@ -4,7 +4,7 @@ Run: ``python benchmarks/bench_client.py [--calls 5000] [--rounds 5] [--no-pin]`
 minutes; the report goes to stdout and to benchmarks/results/client.md unless ``--write ''``).
 
 One local aiohttp.web server runs in its own process (its CPU never counts as the client's)
-and answers ``POST /v1/images/generations`` with the example body of API.md section 1, and
+and answers ``POST /v1/images/generations`` with the documented example body of a generation, and
 ``POST /big/v1/images/generations`` with one image of 2 MB of base64. Each client runs in
 its own subprocess, so that its CPU time and its peak RSS (``ru_maxrss``) are its own:
 

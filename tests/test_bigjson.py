@@ -144,15 +144,45 @@ def test_small_text_parses_and_fails_as_json_loads_does(value: Any, pad: str) ->
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"a": ', b'{"a": 1,}', b"[1, 2", b'{"a": tru}', b'{"a": 1}}', b"{", b"[" * 5000],
+    [b'{"a": ', b'{"a": 1,}', b"[1, 2", b'{"a": tru}', b'{"a": 1}}', b"{"],
 )
 def test_small_malformed_body_raises_json_loads_error(body: bytes) -> None:
     """Each malformed small body raises what json.loads raises (type and message)."""
-    with pytest.raises((ValueError, RecursionError)) as expected:
+    with pytest.raises(ValueError) as expected:
         json.loads(body)
     with pytest.raises(type(expected.value)) as caught:
         _bigjson.loads(body)
     assert str(caught.value) == str(expected.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 5000, b"[" * 100_000, b'{"b64_json": "' + b"A" * 70_000 + b'", "x": ' + b"[" * 100_000],
+    ids=["small", "big", "big-with-b64"],
+)
+def test_nesting_too_deep_is_a_value_error(body: bytes) -> None:
+    """Nesting past the recursion limit raises ValueError, never RecursionError (issue 8.7)."""
+    with pytest.raises(ValueError, match="nested too deeply"):
+        _bigjson.loads(body)
+
+
+def test_nesting_is_limited_even_where_json_loads_would_take_it() -> None:
+    """Valid JSON nested past MAX_DEPTH is refused; at MAX_DEPTH, and in strings, it is not."""
+    limit = _bigjson.MAX_DEPTH
+    assert _bigjson.loads(b"[" * limit + b"]" * limit) == json.loads(b"[" * limit + b"]" * limit)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        _bigjson.loads(b"[" * (limit + 1) + b"]" * (limit + 1))
+    in_string = json.dumps({"a": "[" * 500 + '\\"', "b": '"[{', "c": [[1]]}).encode()
+    assert _bigjson.loads(in_string) == json.loads(in_string)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("pad", [0, 70_000], ids=["small", "big"])
+def test_nan_and_infinity_are_not_json(literal: str, pad: int) -> None:
+    """NaN and Infinity, which json.loads accepts, are refused with ValueError (issue 8.7)."""
+    body = f'{{"pad": "{"A" * pad}", "created": {literal}}}'.encode()
+    with pytest.raises(ValueError, match="not a JSON number"):
+        _bigjson.loads(body)
 
 
 @settings(max_examples=300, deadline=None)

@@ -222,3 +222,41 @@ def test_failed_item_with_markup_in_its_id_is_printed_plainly(tmp_path: Path) ->
     code, _, err = invoke("batch", str(requests), "--out", str(tmp_path / "o"), "--fake")
     assert code == 1
     assert "failed [/][bold]x: InvalidRequestError" in err
+
+
+def test_lost_journal_is_refused_in_one_line_exit_two(prompts: Path, tmp_path: Path) -> None:
+    """Images left without their journal are refused (exit 2, one line), not paid for again."""
+    out = tmp_path / "o"
+    invoke("batch", str(prompts), "--out", str(out), "--fake", "--quiet")
+    (out / "journal.sqlite3").unlink()
+    code, stdout, err = invoke("batch", str(prompts), "--out", str(out), "--fake", "--jsonl")
+    assert code == 2 and stdout == ""
+    assert err.count("\n") == 1 and "3 image(s)" in err and "--force" in err
+
+
+def test_corrupt_journal_is_one_line_exit_two(prompts: Path, tmp_path: Path) -> None:
+    """A journal that is not a database gives one line and exit 2, no traceback."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "journal.sqlite3").write_bytes(b"garbage" * 1000)
+    code, _, err = invoke("batch", str(prompts), "--out", str(out), "--fake", "--quiet")
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and "journal.sqlite3" in err
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (b"", "holds no request"),
+        (b"a cat\ncaf\xe9\n", "not UTF-8"),
+        (b'{"id": "\\udc80", "prompt": "x"}\n', "lone surrogate"),
+    ],
+    ids=["empty", "latin-1", "surrogate"],
+)
+def test_unusable_input_is_one_line_exit_two(tmp_path: Path, data: bytes, needle: str) -> None:
+    """An empty, non-UTF-8 or lone-surrogate input is one line and exit 2; nothing is sent."""
+    path = tmp_path / ("r.jsonl" if b"{" in data else "p.txt")
+    path.write_bytes(data)
+    code, _, err = invoke("batch", str(path), "--out", str(tmp_path / "o"), "--fake")
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err

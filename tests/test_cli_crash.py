@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ttapi_async.batch import FolderLock
+
 ITEMS = 36
 SCALE = 0.01  # jobs of 20-60 service seconds take 0.2-0.6 s
 TIMEOUT = 60
@@ -23,9 +25,19 @@ TIMEOUT = 60
 @pytest.fixture
 def server() -> Iterator[tuple[str, str]]:
     """Run ``python -m ttapi_async.testing`` on a free port; yield (url, key)."""
+    yield from run_server("uniform:20,60")
+
+
+@pytest.fixture
+def slow_server() -> Iterator[tuple[str, str]]:
+    """Like ``server``, with jobs of 20-30 s: a run over it stays alive until killed."""
+    yield from run_server("uniform:2000,3000")
+
+
+def run_server(duration: str) -> Iterator[tuple[str, str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ttapi_async.testing", "--port", "0", "--seed", "5",
-         "--time-scale", str(SCALE), "--job-duration", "uniform:20,60",
+         "--time-scale", str(SCALE), "--job-duration", duration,
          "--max-jobs-in-progress", "6"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -142,3 +154,67 @@ def test_sigint_stops_cleanly_and_the_rerun_finishes(
     assert again.returncode == 0, err
     assert set(states(out).values()) == {"done"}
     assert set(submissions(url).values()) == {1}
+
+
+def test_a_second_run_on_a_held_folder_exits_two_and_pays_nothing(
+    slow_server: tuple[str, str], prompts: Path, tmp_path: Path
+) -> None:
+    """While one run holds --out, a second says in one line which pid holds it and exits 2,
+    having sent nothing; once the holder is killed, the folder's lock is free again."""
+    url, key = slow_server
+    out = tmp_path / "out"
+    first = start(url, key, prompts, out)
+    try:
+        wait_until(first, out, lambda now: "submitted" in now.values(), TIMEOUT)
+        assert first.poll() is None, "the first run ended early"
+        second = start(url, key, prompts, out)
+        _, err = second.communicate(timeout=TIMEOUT)
+        assert second.returncode == 2, err
+        assert err.count("\n") == 1 and err.startswith("error: ")
+        assert f"pid {first.pid} on " in err
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(TIMEOUT)
+        first.stderr.close()  # type: ignore[union-attr]
+    assert set(submissions(url).values()) == {1}
+    with FolderLock(out) as lock:
+        assert lock.held
+
+
+# A batch whose main coroutine never yields to the event loop once it starts.
+STUCK_BATCH = """
+import sys
+from ttapi_async.batch import _runner
+
+async def spin(self):
+    print("spinning", flush=True)
+    while True:
+        pass
+
+_runner.BatchRunner._resume_submitted = spin
+from ttapi_async.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_ctrl_c_stops_a_batch_whose_loop_is_stuck(prompts: Path, tmp_path: Path) -> None:
+    """Ctrl-C ends the CLI (exit 130) even while a coroutine holds the loop without yielding."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_BATCH, "batch", str(prompts), "--out", str(tmp_path / "o"),
+         "--fake", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "spinning\n"
+    for _ in range(5):
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    else:
+        proc.kill()
+        proc.wait(TIMEOUT)
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 130, err
+    assert err.strip().endswith("interrupted")

@@ -1,7 +1,8 @@
-"""Every status of API.md section 0, in both error shapes, on every endpoint; bad bodies."""
+"""Every status of docs/contract.md, in both error shapes, on every endpoint; bad bodies."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -288,12 +289,12 @@ async def test_status_error_is_raised_once_without_retry(
     + [(502, InternalServerError), (503, InternalServerError), (418, APIStatusError)],
 )
 def test_status_error_class_table(status: int, cls: type[APIStatusError]) -> None:
-    """``status_error_class`` maps each status to DESIGN.md's class (unknown 4xx: the base)."""
+    """``status_error_class`` maps each status to its documented class (unknown 4xx: the base)."""
     assert status_error_class(status) is cls
 
 
 def test_error_tree_matches_design() -> None:
-    """The error classes nest as DESIGN.md draws them."""
+    """The error classes nest as ``_errors.py`` draws them."""
     assert issubclass(APITimeoutError, APIConnectionError)
     assert issubclass(APIConnectionError, TTAPIError)
     for cls in {*STATUSES.values(), APIStatusError}:
@@ -304,6 +305,18 @@ def test_error_tree_matches_design() -> None:
     )
     assert issubclass(JobFailedError, TTAPIError)
     assert issubclass(JobTimeoutError, TTAPIError) and issubclass(JobTimeoutError, TimeoutError)
+
+
+async def test_job_timeout_is_caught_as_either_timeout_error() -> None:
+    """``except asyncio.TimeoutError`` and ``except TimeoutError`` both catch it, on 3.10 too."""
+    for catch in (asyncio.TimeoutError, TimeoutError):
+        try:
+            raise JobTimeoutError("not finished", job_id="job-1")
+        except catch as exc:
+            assert isinstance(exc, JobTimeoutError)
+    # What a caller of wait_for would write: one except clause for both kinds.
+    with pytest.raises(asyncio.TimeoutError):
+        raise JobTimeoutError("not finished", job_id="job-1")
 
 
 def test_possibly_submitted_error_says_so() -> None:

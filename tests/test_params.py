@@ -1,4 +1,4 @@
-"""Tests for ttapi_async._params: the client-side rules of API.md sections 1-4, 6 and 7."""
+"""Tests for ttapi_async._params: the client-side rules of docs/contract.md."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from _examples import EXAMPLES
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ttapi_async import _params
@@ -120,7 +121,7 @@ def gen(**params: Any) -> dict[str, Any]:
 
 
 def test_model_sets() -> None:
-    """The public model sets hold exactly the models of API.md section 1."""
+    """The public model sets hold exactly the models of the contract's generations."""
     assert sorted(GPT_IMAGE_MODELS) == ["gpt-image-1", "gpt-image-1.5", "gpt-image-2"]
     assert sorted(IMAGE_MODELS - GPT_IMAGE_MODELS) == ["dall-e-2", "dall-e-3"]
 
@@ -133,7 +134,8 @@ VALID_GENERATE = [
     gen(model="gpt-image-1", size="1024x1024", quality="high", n=10),
     gen(model="gpt-image-1.5", size="auto", quality="auto", moderation="low", user="u-1"),
     gen(model="gpt-image-2", size="2048x1152"),
-    gen(model="gpt-image-2", size="16x48"),
+    gen(model="gpt-image-2", size="1024x640"),
+    gen(model="gpt-image-2", size="3840x2160"),
     gen(model="gpt-image-2", size="1536x1024", background="transparent"),
     gen(model="gpt-image-1", background="transparent", output_format="webp"),
     gen(model="gpt-image-1", output_format="jpeg", output_compression=0),
@@ -146,6 +148,7 @@ VALID_GENERATE = [
     gen(model="dall-e-3", response_format="b64_json", prompt="p" * 4000),
     gen(model="gpt-image-1", prompt="p" * 32000),
     gen(prompt="p" * 1000),
+    gen(prompt="p" * 32000),
     gen(model="gpt-image-1", size=None, background=None, n=None),
 ]
 
@@ -159,12 +162,11 @@ def test_generate_accepts_valid(params: dict[str, Any]) -> None:
 INVALID_GENERATE = [
     # (params, param the error must name)
     ({"model": "gpt-image-1"}, "prompt"),
-    (gen(prompt=""), "prompt"),
-    (gen(prompt="   "), "prompt"),
     (gen(prompt=42), "prompt"),
     (gen(model="gpt-image-1", prompt="p" * 32001), "prompt"),
     (gen(model="dall-e-3", prompt="p" * 4001), "prompt"),
-    (gen(prompt="p" * 1001), "prompt"),
+    (gen(prompt="p" * 32001), "prompt"),
+    (gen(model="dall-e-2", prompt="p" * 1001), "prompt"),
     (gen(model="gpt-5"), "model"),
     (gen(model="GPT-IMAGE-1"), "model"),
     (gen(model="gpt-image-2-plus"), "model"),
@@ -197,18 +199,16 @@ INVALID_GENERATE = [
     (gen(model="dall-e-3", style="vibrant"), "style"),
     (gen(model="dall-e-2", response_format="json"), "response_format"),
     (gen(model="gpt-image-1", background="transparent", output_format="jpeg"), "background"),
-    (gen(model="gpt-image-1", output_compression=50), "output_compression"),
-    (gen(model="gpt-image-1", output_format="png", output_compression=50), "output_compression"),
     (gen(model="gpt-image-1", output_format="jpeg", output_compression=101), "output_compression"),
     (gen(model="gpt-image-1", output_format="jpeg", output_compression=-1), "output_compression"),
-    (gen(model="gpt-image-1", partial_images=1), "partial_images"),
-    (gen(model="gpt-image-1", stream=False, partial_images=2), "partial_images"),
     (gen(model="gpt-image-1", stream=True, partial_images=4), "partial_images"),
     (gen(model="gpt-image-1", stream=True, partial_images=-1), "partial_images"),
     (gen(model="gpt-image-1", stream="true"), "stream"),
     (gen(model="gpt-image-1", stream=1), "stream"),
     (gen(model="dall-e-2", stream=True), "stream"),
     (gen(model="gpt-image-1", user=5), "user"),
+    (gen(model="gpt-image-2", size="4096x2304"), "size"),
+    (gen(model="gpt-image-2", size="16x48"), "size"),
 ]
 
 
@@ -230,7 +230,7 @@ def test_generate_message_names_param_value_and_allowed() -> None:
 
 
 def test_error_is_a_value_error() -> None:
-    """InvalidRequestError can be caught as ValueError, as DESIGN.md promises."""
+    """InvalidRequestError can be caught as ValueError, as documented."""
     with pytest.raises(ValueError, match="quality"):
         validate_generate(gen(model="dall-e-2", quality="high"))
 
@@ -279,13 +279,6 @@ def test_none_values_count_as_absent() -> None:
     validate_generate(gen(model="dall-e-2", background=None, style=None, output_compression=None))
 
 
-def test_missing_model_defaults_to_dalle2() -> None:
-    """Without model the dall-e-2 rules apply: its prompt limit and no GPT-only params."""
-    validate_generate(gen(response_format="url", size="512x512"))
-    assert "'dall-e-2'" in str(error_of(validate_generate, gen(prompt="p" * 1001)))
-    assert error_of(validate_generate, gen(background="auto")).param == "background"
-
-
 def test_long_prompt_is_truncated_in_message() -> None:
     """A too-long prompt is reported by its length, with at most ~60 of its characters."""
     prompt = "word " * 7000
@@ -303,9 +296,11 @@ def test_any_long_value_is_truncated_in_message() -> None:
     assert len(message) < 150
 
 
-@pytest.mark.parametrize("size", ["2048x1152", "1152x2048", "16x16", "3072x1024", "1008x3024"])
+@pytest.mark.parametrize(
+    "size", ["2048x1152", "1152x2048", "1024x640", "3072x1024", "1008x3024", "2160x3840"]
+)
 def test_gpt_image_2_accepts_free_sizes(size: str) -> None:
-    """gpt-image-2 takes any WxH with edges multiples of 16 and ratio within 1:3..3:1."""
+    """gpt-image-2 takes any WxH with edges /16, ratio within 1:3..3:1, within the pixel bounds."""
     validate_generate(gen(model="gpt-image-2", size=size))
 
 
@@ -313,8 +308,13 @@ def test_gpt_image_2_accepts_free_sizes(size: str) -> None:
     ("size", "reason"),
     [
         ("1000x1000", "multiples of 16"),
-        ("4096x1024", "aspect ratio"),
+        ("4096x1024", "longest edge"),
+        ("3072x1008", "aspect ratio"),
         ("1024x3088", "aspect ratio"),
+        ("4096x2304", "longest edge"),
+        ("3840x2176", "pixels"),
+        ("16x48", "pixels"),
+        ("512x512", "pixels"),
         ("0x1024", "not a WxH"),
         ("2048X1152", "not a WxH"),
         ("2048x1152px", "not a WxH"),
@@ -331,12 +331,147 @@ def test_gpt_image_2_rejects_bad_free_sizes(size: str, reason: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Never refuse what the service accepts (issue 12)
+# ---------------------------------------------------------------------------------------------
+
+_VALIDATORS: Mapping[str, Callable[[dict[str, Any]], None]] = {
+    "generate": validate_generate,
+    "edit_json": validate_edit_json,
+    "edit_multipart": lambda params: validate_edit(params, [info(make_png(1024, 1024))], None),
+    "dalle3": validate_dalle3,
+    "4o_job": validate_4o_job,
+}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body"), [example[1:] for example in EXAMPLES], ids=[e[0] for e in EXAMPLES]
+)
+def test_seed_and_openai_examples_pass(endpoint: str, body: dict[str, Any]) -> None:
+    """Every request example of the vendor's seeds and of OpenAI's spec passes validation."""
+    _VALIDATORS[endpoint](dict(body))
+
+
+@pytest.mark.parametrize("output_format", ["png", None])
+@pytest.mark.parametrize("compression", [0, 50, 100])
+def test_output_compression_with_png_is_accepted(
+    output_format: str | None, compression: int
+) -> None:
+    """output_compression 0..100 with png (given or by default) is accepted: it "only applies"
+    to jpeg and webp, and the documented default 100 comes with png in the docs' examples."""
+    for model in ("gpt-image-1", None):
+        validate_generate(
+            gen(model=model, output_format=output_format, output_compression=compression)
+        )
+    validate_edit_json(edit_json(output_format=output_format, output_compression=compression))
+
+
+def test_edit_json_accepts_moderation() -> None:
+    """A JSON edit takes moderation, as OpenAI's JSON edit body does; a bad value is named."""
+    validate_edit_json(edit_json(moderation="low"))
+    validate_edit_json(edit_json(moderation="auto"))
+    assert error_of(validate_edit_json, edit_json(moderation="none")).param == "moderation"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        gen(background="transparent", output_format="webp", moderation="low"),
+        gen(stream=True, partial_images=2, quality="high"),
+        gen(size="2048x1152"),
+        gen(style="vivid", n=1),
+        gen(response_format="url", size="256x256"),
+        gen(prompt="p" * 4000, size="1792x1024"),
+    ],
+)
+def test_missing_model_is_checked_against_any_model(params: dict[str, Any]) -> None:
+    """Without model, a generation that some model takes is sent, not checked as dall-e-2's."""
+    validate_generate(params)
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        (gen(size="1000x1000"), "size"),
+        (gen(quality="ultra"), "quality"),
+        (gen(n=11), "n"),
+        (gen(prompt="p" * 32001), "prompt"),
+        (gen(background="transparent", output_format="jpeg"), "background"),
+        (gen(model=None, size="4096x2304"), "size"),
+    ],
+)
+def test_missing_model_refuses_what_every_model_refuses(params: dict[str, Any], param: str) -> None:
+    """Without model, what no model takes is still refused, and the message says "any model"."""
+    error = error_of(validate_generate, params)
+    assert error.param == param
+    assert "'dall-e-2'" not in str(error)
+
+
+def test_missing_model_message_says_any_model() -> None:
+    """A size no model takes, with no model given, is reported against "any model"."""
+    message = str(error_of(validate_generate, gen(size="999x999")))
+    assert "for any model" in message
+    assert "256x256" in message and "1792x1024" in message
+
+
+def test_json_edit_without_model_is_accepted() -> None:
+    """A JSON edit without model is sent: the service picks its GPT Image default."""
+    validate_edit_json({"prompt": "x", "images": [{"file_id": "file-1"}], "moderation": "low"})
+    validate_edit({"prompt": "x", "input_fidelity": "high"}, [info(PNG_WIDE)], None)
+
+
+def test_partial_images_without_stream_is_accepted() -> None:
+    """partial_images without stream=True is sent: the docs say it is used when streaming,
+    not that it is refused otherwise (docs/contract.md)."""
+    validate_generate(gen(model="gpt-image-1", partial_images=2))
+    validate_generate(gen(model="gpt-image-1", stream=False, partial_images=3))
+
+
+def test_empty_prompt_is_refused_only_where_documented() -> None:
+    """An empty prompt is refused in JSON edits (the schema's minLength 1), sent elsewhere."""
+    validate_generate(gen(model="gpt-image-1", prompt=""))
+    validate_generate(gen(prompt="   "))
+    validate_gpt_job({"prompt": ""})
+    assert error_of(validate_edit_json, edit_json(prompt="")).param == "prompt"
+    validate_edit_json(edit_json(prompt=" "))
+
+
+def test_response_format_on_gpt_models_is_refused() -> None:
+    """response_format on a GPT Image model is refused: the live API answers "Unknown
+    parameter" (docs/contract.md), so sending it would only fail later."""
+    for model in sorted(GPT_IMAGE_MODELS):
+        assert error_of(validate_generate, gen(model=model, response_format="b64_json")).param == (
+            "response_format"
+        )
+
+
+@pytest.mark.parametrize("size", ["4096x2304", "3856x2160", "3840x2176", "16x48", "1008x640"])
+def test_gpt_image_2_sizes_have_documented_bounds(size: str) -> None:
+    """gpt-image-2 refuses sizes past 3840x2160 and under 655,360 pixels, on every endpoint."""
+    assert error_of(validate_generate, gen(model="gpt-image-2", size=size)).param == "size"
+    edit = {"prompt": "x", "model": "gpt-image-2", "size": size}
+    assert error_of(validate_edit, edit, [info(PNG_1024)], None).param == "size"
+    assert error_of(validate_edit_json, edit_json(model="gpt-image-2", size=size)).param == "size"
+
+
+PNG_1024 = make_png(1024, 1024)
+PNG_WIDE = make_png(512, 256)
+
+
+def edit_json(**params: Any) -> dict[str, Any]:
+    """Build a JSON edits body with one image URL and gpt-image-1."""
+    return {
+        "prompt": "x",
+        "model": "gpt-image-1",
+        "images": [{"image_url": "https://example.com/a.png"}],
+        **params,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # /v1/images/edits (multipart)
 # ---------------------------------------------------------------------------------------------
 
-PNG_1024 = make_png(1024, 1024)
 PNG_512 = make_png(512, 512)
-PNG_WIDE = make_png(512, 256)
 JPEG_1024 = make_jpeg_head(1024, 1024)
 WEBP_1024 = make_webp_vp8x(1024, 1024)
 
@@ -353,9 +488,9 @@ def test_edit_accepts_gpt_uploads() -> None:
 
 
 def test_edit_accepts_dalle2_square_png() -> None:
-    """dall-e-2 edits (the default model) take one square PNG and a same-size PNG mask."""
+    """dall-e-2 edits take one square PNG and a same-size PNG mask."""
     validate_edit(
-        {"prompt": "add a hat", "size": "512x512", "response_format": "url"},
+        {"prompt": "add a hat", "model": "dall-e-2", "size": "512x512", "response_format": "url"},
         [info(PNG_512)],
         info(make_png(512, 512), "mask.png"),
     )
@@ -374,8 +509,9 @@ def test_edit_accepts_dalle2_square_png() -> None:
         ({"prompt": "x", "model": "gpt-image-1", "style": "vivid"}, "style"),
         ({"prompt": "x", "model": "gpt-image-1", "moderation": "low"}, "moderation"),
         ({"prompt": "x", "model": "gpt-image-1", "mask": "m.png"}, "mask"),
-        ({"prompt": "x", "model": "gpt-image-1", "output_compression": 50}, "output_compression"),
-        ({"prompt": "p" * 1001}, "prompt"),
+        ({"prompt": "x", "model": "gpt-image-1", "output_compression": 101}, "output_compression"),
+        ({"prompt": "p" * 32001}, "prompt"),
+        ({"prompt": "p" * 1001, "model": "dall-e-2"}, "prompt"),
     ],
 )
 def test_edit_rejects_invalid_params(params: dict[str, Any], param: str) -> None:
@@ -390,7 +526,7 @@ def test_edit_gpt_image_2_free_size() -> None:
     )
     error = error_of(
         validate_edit,
-        {"prompt": "x", "model": "gpt-image-2", "size": "4096x1024"},
+        {"prompt": "x", "model": "gpt-image-2", "size": "4096x2304"},
         [info(PNG_1024)],
         None,
     )
@@ -408,7 +544,7 @@ DALLE2_EDIT = {"prompt": "x", "model": "dall-e-2"}
         (GPT_EDIT, [info(PNG_1024)] * 17, None, "image", "1 to 16"),
         (GPT_EDIT, [info(GIF, "cat.png")], None, "image", "not a PNG, JPEG or WebP"),
         (GPT_EDIT, [info(b"", "empty.png")], None, "image", "not a PNG, JPEG or WebP"),
-        (GPT_EDIT, [info(PNG_1024, size=25 * MIB)], None, "image", "under 25 MB"),
+        (GPT_EDIT, [info(PNG_1024, size=50 * MIB)], None, "image", "under 50 MB"),
         (DALLE2_EDIT, [info(PNG_512)] * 2, None, "image", "exactly 1"),
         (DALLE2_EDIT, [info(PNG_WIDE)], None, "image", "512x256"),
         (DALLE2_EDIT, [info(JPEG_1024, "photo.png")], None, "image", "JPEG"),
@@ -434,8 +570,8 @@ def test_edit_rejects_bad_uploads(
 
 
 def test_edit_sizes_just_under_limits_pass() -> None:
-    """Files one byte under 25 MiB (GPT) and 4 MiB (dall-e-2, mask) are accepted."""
-    validate_edit(GPT_EDIT, [info(PNG_1024, size=25 * MIB - 1)], info(PNG_1024, size=4 * MIB - 1))
+    """Files one byte under 50 MiB (GPT) and 4 MiB (dall-e-2, mask) are accepted."""
+    validate_edit(GPT_EDIT, [info(PNG_1024, size=50 * MIB - 1)], info(PNG_1024, size=4 * MIB - 1))
     validate_edit(DALLE2_EDIT, [info(PNG_512, size=4 * MIB - 1)], None)
 
 
@@ -464,16 +600,6 @@ def test_edit_mask_matches_first_image_only() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def edit_json(**params: Any) -> dict[str, Any]:
-    """Build a JSON edits body with one image URL and gpt-image-1."""
-    return {
-        "prompt": "x",
-        "model": "gpt-image-1",
-        "images": [{"image_url": "https://example.com/a.png"}],
-        **params,
-    }
-
-
 @pytest.mark.parametrize(
     "params",
     [
@@ -482,6 +608,8 @@ def edit_json(**params: Any) -> dict[str, Any]:
         edit_json(images=[{"image_url": "data:image/png;base64,iVBORw0KGgo="}]),
         edit_json(model="gpt-image-2", size="2048x1152", input_fidelity="low"),
         edit_json(mask={"image_url": "http://example.com/m.png"}, quality="low"),
+        edit_json(moderation="low", background="opaque", output_format="webp"),
+        edit_json(model=None, prompt=" "),
     ],
 )
 def test_edit_json_accepts_valid(params: dict[str, Any]) -> None:
@@ -505,7 +633,8 @@ def test_edit_json_accepts_valid(params: dict[str, Any]) -> None:
         (edit_json(mask={"file_id": 3}), "mask"),
         (edit_json(input_fidelity="medium"), "input_fidelity"),
         (edit_json(model="dall-e-2"), "model"),
-        (edit_json(model=None), "model"),
+        (edit_json(prompt=""), "prompt"),
+        (edit_json(moderation="high"), "moderation"),
         (edit_json(response_format="url"), "response_format"),
         (edit_json(image=[{"file_id": "f"}]), "image"),
     ],
@@ -594,7 +723,7 @@ def test_4o_job_accepts_valid(params: dict[str, Any]) -> None:
     ("params", "param"),
     [
         ({}, "prompt"),
-        ({"prompt": ""}, "prompt"),
+        ({"prompt": 5}, "prompt"),
         ({"prompt": "a cat", "referImages": "https://cdn.ttapi.io/a.jpg"}, "referImages"),
         ({"prompt": "a cat", "referImages": ["ftp://cdn.ttapi.io/a.jpg"]}, "referImages"),
         ({"prompt": "a cat", "referImages": ["https://"]}, "referImages"),
@@ -712,6 +841,12 @@ def test_sniff_image_format(head: bytes, expected: str | None) -> None:
         (make_webp_vp8x(4, 4)[:26], None),
         (b"\xff\xd8\xff\xe1\xff\xff" + b"\x00" * 58, None),
         (b"\xff\xd8\xff\xda\x00\x08" + b"\x00" * 58, None),
+        # fill bytes and a standalone marker before the frame header are stepped over
+        (b"\xff\xd8\xff\xff\xff\xd0" + make_jpeg_head(40, 30)[2:], (40, 30)),
+        (b"\xff\xd8\xff\xe0\x00\x04" + b"\x00" * 58, None),  # a segment not followed by FF
+        (make_jpeg_head(40, 30)[:26], None),  # the frame header cut short
+        (_riff(b"VP8 ", b"\x00" * 4), None),
+        (_riff(b"ALPH", b"\x00" * 20), None),
         (GIF, None),
         (
             b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 5, 8, 6, 0, 0, 0)),
@@ -765,9 +900,10 @@ _DELETE = object()  # corruption that removes the key
 
 @st.composite
 def free_sizes(draw: st.DrawFn) -> str:
-    """Draw a gpt-image-2 free size: edges multiples of 16, ratio within 1:3..3:1."""
-    width = draw(st.integers(1, 300))
-    height = draw(st.integers(math.ceil(width / 3), width * 3))
+    """Draw a gpt-image-2 free size: edges /16, ratio within 1:3..3:1, within the pixel bounds."""
+    width = draw(st.integers(1, 240))
+    height = draw(st.integers(math.ceil(width / 3), min(width * 3, 240)))
+    assume(655_360 <= width * height * 256 <= 8_294_400)
     return f"{width * 16}x{height * 16}"
 
 
@@ -775,9 +911,9 @@ def free_sizes(draw: st.DrawFn) -> str:
 def valid_generate_params(draw: st.DrawFn) -> dict[str, Any]:
     """Draw a generations body that satisfies every rule of section 1."""
     model = draw(st.sampled_from(sorted(IMAGE_MODELS)))
-    params: dict[str, Any] = {"prompt": draw(st.text(max_size=30).map(lambda t: "a" + t))}
-    if model != "dall-e-2" or draw(st.booleans()):
-        params["model"] = model  # dall-e-2 is also reachable by leaving model out
+    params: dict[str, Any] = {"prompt": draw(st.text(max_size=30))}
+    if draw(st.integers(0, 3)):
+        params["model"] = model  # left out, the body is checked against any model: still valid
 
     def maybe(key: str, strategy: st.SearchStrategy[Any]) -> None:
         choice = draw(st.sampled_from(["skip", "none", "set"]))
@@ -795,10 +931,9 @@ def valid_generate_params(draw: st.DrawFn) -> dict[str, Any]:
         output_format = params.get("output_format") or "png"
         backgrounds = ["opaque", "auto"] + (["transparent"] if output_format != "jpeg" else [])
         maybe("background", st.sampled_from(backgrounds))
-        if output_format != "png":
-            maybe("output_compression", st.integers(0, 100))
+        maybe("output_compression", st.integers(0, 100))
         maybe("stream", st.booleans())
-        maybe("partial_images", st.integers(0, 3) if params.get("stream") else st.just(0))
+        maybe("partial_images", st.integers(0, 3))
     else:
         qualities = ["auto", "standard"] + (["hd"] if model == "dall-e-3" else [])
         maybe("quality", st.sampled_from(qualities))
@@ -811,11 +946,11 @@ def valid_generate_params(draw: st.DrawFn) -> dict[str, Any]:
 
 # Values invalid for the key whatever the model and the other fields are.
 _ALWAYS_INVALID: Mapping[str, list[Any]] = {
-    "prompt": [_DELETE, "", "  \n", 42, b"a cat", ["a cat"]],
+    "prompt": [_DELETE, 42, b"a cat", ["a cat"]],
     "model": ["gpt-5", "DALL-E-2", "", 3, "gpt-image-2-plus", "gpt-4o-image"],
     "n": [0, 11, -1, True, False, 1.0, "1"],
     "quality": ["ultra", "", 1, "HD", "Auto"],
-    "size": ["1024x1023", "1000x1000", "4096x1024", "big", "1024*1024", 1024, "0x0", " auto"],
+    "size": ["1024x1023", "1000x1000", "4096x2304", "big", "1024*1024", 1024, "0x0", " auto"],
     "background": ["clear", True, "Transparent"],
     "moderation": ["high", "", 0],
     "output_format": ["gif", "PNG", "jpg"],
@@ -845,15 +980,17 @@ _DALLE_INVALID: Mapping[str, list[Any]] = {
 def invalid_generate_params(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     """Draw a valid body, then corrupt one field; return it with the corrupted key."""
     params = draw(valid_generate_params())
-    model = params.get("model") or "dall-e-2"
+    model = params.get("model")
     pools: dict[str, list[Any]] = {key: list(values) for key, values in _ALWAYS_INVALID.items()}
-    for key, values in (_GPT_INVALID if model in GPT_IMAGE_MODELS else _DALLE_INVALID).items():
-        pools.setdefault(key, []).extend(values)
-    if model != "dall-e-3":
-        pools["style"].append("natural")
-    else:
-        pools["n"].append(2)
-    pools["prompt"].append("a" * (_PROMPT_LIMITS[model] + 1))
+    if model is not None:  # without a model, only what every model refuses is refused
+        family = _GPT_INVALID if model in GPT_IMAGE_MODELS else _DALLE_INVALID
+        for key, values in family.items():
+            pools.setdefault(key, []).extend(values)
+        if model != "dall-e-3":
+            pools["style"].append("natural")
+        else:
+            pools["n"].append(2)
+    pools["prompt"].append("a" * (_PROMPT_LIMITS[model or "gpt-image-1"] + 1))
     key = draw(st.sampled_from(sorted(pools)))
     value = draw(st.sampled_from(pools[key]))
     if value is _DELETE:
@@ -902,6 +1039,20 @@ def test_gpt_image_2_plus_size_matches_oracle(width: int, height: int, snap: boo
         validate_gpt_job(params)
     else:
         assert error_of(validate_gpt_job, params).param == "size"
+
+
+@HYPOTHESIS
+@given(st.integers(1, 4000), st.integers(1, 4000), st.booleans())
+def test_gpt_image_2_free_size_matches_oracle(width: int, height: int, snap: bool) -> None:
+    """validate_generate accepts a gpt-image-2 WxH exactly when the documented bounds hold."""
+    if snap:
+        width, height = max(16, width // 16 * 16), max(16, height // 16 * 16)
+    size = f"{width}x{height}"
+    params = gen(model="gpt-image-2", size=size)
+    if _plus_size_ok(width, height) or size in _FIXED_SIZES["gpt-image-2"]:
+        validate_generate(params)
+    else:
+        assert error_of(validate_generate, params).param == "size"
 
 
 # ---------------------------------------------------------------------------------------------

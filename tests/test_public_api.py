@@ -1,4 +1,4 @@
-"""The package's public surface: exactly the names DESIGN.md promises, sorted."""
+"""The package's public surface: exactly the names it promises, sorted."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ CORE = {
     "PermissionDeniedError",
     "NotFoundError",
     "RateLimitError",
+    "RedirectError",
     "QueueFullError",
     "InternalServerError",
     "APIResponseValidationError",
@@ -41,6 +42,8 @@ CORE = {
 JOBS = {"Job", "JobWatcher", "PollSchedule", "WebhookReceiver"}
 # The blocking client (_sync.py).
 BLOCKING = {"TTAPI"}
+# Added by the hostile-answers work (issue 8): the size cap's error.
+BODIES = {"ResponseTooLargeError"}
 
 
 def _isort_key(name: str) -> tuple[int, str]:
@@ -59,7 +62,7 @@ def test_all_is_sorted() -> None:
 
 def test_all_is_exactly_the_public_surface() -> None:
     """``__all__`` lists exactly the intended public names, no more, no fewer."""
-    assert set(ttapi_async.__all__) == CORE | JOBS | BLOCKING
+    assert set(ttapi_async.__all__) == CORE | JOBS | BLOCKING | BODIES
 
 
 def test_all_has_no_duplicates() -> None:

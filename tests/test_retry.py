@@ -104,7 +104,7 @@ RULES = [
 def test_should_retry_rule(
     exc: BaseException, idempotent: bool, possibly: bool, expected: bool
 ) -> None:
-    """``should_retry`` follows DESIGN.md's "never pay twice" table for this case."""
+    """``should_retry`` follows the README's "never pay twice" table for this case."""
     result = should_retry(exc, idempotent=idempotent, retry_possibly_submitted=possibly)
     assert result is expected
 

@@ -396,3 +396,28 @@ async def test_stream_with_several_images_yields_every_completed_event(
     )
     events = await _collect(client.images.stream(prompt="a cat", model="gpt-image-1", n=2))
     assert [e.completed for e in events] == [True, True]
+
+
+def test_many_small_data_lines_are_capped_like_one_long_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An event of many short ``data:`` lines past the cap raises, as one long line does."""
+    from ttapi_async import _sse
+
+    monkeypatch.setattr(_sse, "MAX_EVENT_BYTES", 1000)
+    lines = [b"data: " + b"x" * 50 + b"\n" for _ in range(40)]  # 2,040 bytes of data
+    with pytest.raises(APIResponseValidationError, match="larger than 1000 bytes"):
+        decode(*lines)
+
+
+def test_progress_is_reported_for_event_bytes_not_for_keep_alives() -> None:
+    """``progress`` is called for chunks carrying event fields, never for comments alone."""
+    calls: list[int] = []
+
+    async def run() -> list[ServerSentEvent]:
+        parts = [b": keep-alive\n\n", b": ping\n", b"data: {", b'"a": 1}\n\n', b": x\n\n"]
+        return [e async for e in iter_sse(_chunks(parts), progress=lambda: calls.append(1))]
+
+    events = asyncio.run(run())
+    assert [e.data for e in events] == ['{"a": 1}']
+    assert len(calls) == 2  # the two chunks of the data line

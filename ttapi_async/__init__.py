@@ -1,6 +1,6 @@
 """Asyncio-first client for TTAPI's OpenAI image models."""
 
-from ._client import NOT_GIVEN, AsyncTTAPI, NotGiven
+from ._client import AsyncTTAPI
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -17,6 +17,8 @@ from ._errors import (
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
+    RedirectError,
+    ResponseTooLargeError,
     TTAPIError,
 )
 from ._job import Job
@@ -32,6 +34,7 @@ from ._models import (
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._sync import TTAPI
+from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 from ._watcher import JobWatcher
 from .resources import ImageStream
@@ -67,6 +70,8 @@ __all__ = [
     "PollSchedule",
     "QueueFullError",
     "RateLimitError",
+    "RedirectError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "TTAPIError",
     "Usage",

@@ -31,12 +31,21 @@ _KEY: Final = re.compile(rb'"b64_json"\s*:\s*"')
 _PLACEHOLDER: Final = f"\x00ttapi-b64-{secrets.token_hex(8)}-"
 _PLACEHOLDER_JSON: Final = json.dumps(_PLACEHOLDER)[1:-1].encode()
 
+
 # json.loads(text) and json.dumps(obj) with their default settings, minus what they redo on
 # every call: loads' type checks and two whitespace regexes, dumps' building of a new C
 # encoder. Both are the json module's own C parts, so the results are the same; anything
 # they do not take (an error, a circular structure, a type json cannot encode) is handed to
 # json.loads / json.dumps, so that errors are json's own too.
-_scan: Final = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+def _not_json(name: str) -> Any:
+    # json accepts NaN and Infinity by default; they are not JSON, and an answer holding one
+    # would only fail later, in arithmetic, as an OverflowError or a comparison gone wrong.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_scan: Final = json.scanner.make_scanner(
+    json.JSONDecoder(parse_constant=_not_json)  # type: ignore[arg-type]
+)
 _TRAILING_SPACE: Final = re.compile(r"[ \t\n\r]*")
 _DEFAULT_ENCODER: Final = json.JSONEncoder()
 _c_encode: Final = (
@@ -73,26 +82,68 @@ def _loads_text(text: str) -> Any:
     try:
         obj, end = _scan(text, 0)
     except Exception:  # StopIteration, JSONDecodeError, RecursionError: json's own error
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     if end != len(text):
         rest = _TRAILING_SPACE.match(text, end)
         if rest is None or rest.end() != len(text):
-            return json.loads(text)  # "Extra data"
+            return json.loads(text, parse_constant=_not_json)  # "Extra data"
     return obj
 
 
+#: Deeper nesting is refused. Answers nest 5 levels at most; what walks a decoded answer
+#: (redaction, the converter, excerpts) recurses, and 900 levels would end in RecursionError.
+MAX_DEPTH: Final = 64
+_STRUCTURE: Final = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)
+
+
+def _check_depth(data: bytes) -> None:
+    # Counting openers is C-fast; only a body with more of them than the limit (never a real
+    # answer) is walked, token by token, skipping strings and their escapes.
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return
+    depth = 0
+    in_string = False
+    for match in _STRUCTURE.finditer(data):
+        token = match.group()
+        if token == b'"':
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"JSON nested too deeply (over {MAX_DEPTH} levels)")
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
 def loads(body: bytes) -> Any:
-    """Return ``json.loads(body)``, faster when the body holds large ``b64_json`` values."""
+    """Return ``json.loads(body)``, faster when the body holds large ``b64_json`` values.
+
+    Stricter than ``json.loads`` in two ways, both raising ``ValueError``: ``NaN`` and
+    ``Infinity`` are refused (they are not JSON), and so is nesting over ``MAX_DEPTH``
+    levels (100,000 ``[`` would otherwise be a ``RecursionError``, here or later).
+    """
+    try:
+        return _loads(body)
+    except RecursionError:  # not reached past _check_depth; kept as the last line of defence
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _loads(body: bytes) -> Any:
     if len(body) < BIG_BODY_BYTES:
+        _check_depth(body)
         if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
             # UTF-8 (the JSON RFC's only encoding): skip json's encoding sniffing. The error
             # handler is the one json.loads(bytes) uses, so both accept the same bodies.
             return _loads_text(body.decode("utf-8", "surrogatepass"))
-        return json.loads(body)
+        return json.loads(body, parse_constant=_not_json)
     lifted = _lift(body)
     if lifted is None:
-        return json.loads(body)
+        _check_depth(body)
+        return json.loads(body, parse_constant=_not_json)
     skeleton, values = lifted
+    _check_depth(skeleton)
 
     def restore(obj: dict[str, Any]) -> dict[str, Any]:
         for key, value in obj.items():
@@ -100,7 +151,7 @@ def loads(body: bytes) -> Any:
                 obj[key] = values[value]
         return obj
 
-    return json.loads(skeleton, object_hook=restore)
+    return json.loads(skeleton, object_hook=restore, parse_constant=_not_json)
 
 
 def _lift(body: bytes) -> tuple[bytes, dict[str, str]] | None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import enum
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -18,17 +20,16 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._bigjson import dumps
-from ._errors import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APITimeoutError,
-    InvalidRequestError,
-    TTAPIError,
-)
-from ._files import MAX_DOWNLOAD_BYTES, atomic_writer, check_image
+from ._downloads import Downloads
+from ._errors import APIResponseValidationError, InvalidRequestError, TTAPIError
 from ._models import excerpt
-from ._response import Redactor, decode_json, envelope_failure, payload_error, status_error
+from ._reading import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, read_body
+from ._redact import REDACTOR, register
+from ._redirects import MAX_REDIRECTS, is_redirect, redirect_target
+from ._response import decode_json, envelope_failure, payload_error, status_error
 from ._retry import RetryPolicy
+from ._translation import TRANSLATED, Translating, path_of, translate
+from ._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "NOT_GIVEN", "AsyncTTAPI", "NotGiven", "RequestOptions"]
@@ -44,39 +45,12 @@ DEFAULT_TIMEOUT: Final = 600.0
 DEFAULT_CONNECT_TIMEOUT: Final = 30.0
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_MAX_CONNECTIONS: Final = 100
-# What _translated() maps onto the error tree. asyncio.TimeoutError is named: before
-# Python 3.11 it is not an OSError.
-_TRANSLATED: Final = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
-# Enough of a file's start to tell PNG, JPEG and WebP apart.
-_SNIFF_BYTES: Final = 16
-
-
-class NotGiven(enum.Enum):
-    """Sentinel type: an option the caller did not pass (``None`` means "no limit")."""
-
-    NOT_GIVEN = enum.auto()
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-NOT_GIVEN: Final = NotGiven.NOT_GIVEN
 
 
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
-
-
-@attrs.frozen
-class RequestOptions:
-    """Per-call overrides of the client's settings."""
-
-    timeout: float | NotGiven | None = NOT_GIVEN
-    max_retries: int | NotGiven = NOT_GIVEN
-    retry_possibly_submitted: bool | NotGiven = NOT_GIVEN
-    extra_headers: Mapping[str, str] | None = None
 
 
 FormFactory = Callable[[], aiohttp.FormData]
@@ -106,6 +80,9 @@ class AsyncTTAPI:
         validate: bool = True,
         proxy: str | None = None,
         trust_env: bool = True,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_private_downloads: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("TTAPI_API_KEY")
         if not key:
@@ -117,7 +94,10 @@ class AsyncTTAPI:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self._api_key = key
-        self._redact = Redactor(key)
+        # Process-wide, and for the life of the process: every error and log record is
+        # cleaned of every client's key, even after the client that had it closed.
+        register(key)
+        self._redact = REDACTOR
         url = base_url or os.environ.get("TTAPI_BASE_URL") or DEFAULT_BASE_URL
         self.base_url: str = url.rstrip("/")
         self.timeout = timeout
@@ -134,6 +114,14 @@ class AsyncTTAPI:
         self._proxy = proxy
         self._trust_env = trust_env
         self.validate = validate
+        #: seconds without a byte (in a stream: without an event) once an answer has started
+        self.idle_timeout: float | None = _checked_idle(idle_timeout, param="idle_timeout")
+        #: the most bytes (after decompression) one API answer may take
+        self.max_response_bytes = _checked_cap(max_response_bytes)
+        #: whether downloads may go to private, loopback or link-local addresses even when
+        #: base_url is not one (they may whenever it is: the emulator)
+        self.allow_private_downloads = allow_private_downloads
+        self._downloads = Downloads(self)
         self._default_headers = dict(default_headers or {})
         self._borrowed_session = session
         self._session: aiohttp.ClientSession | None = session
@@ -262,6 +250,12 @@ class AsyncTTAPI:
         self._last_timeout = cached
         return cached
 
+    def _idle_timeout(self, options: RequestOptions | None) -> float | None:
+        # A per-call value was checked where it was given (resources' _options).
+        if options is not None and not isinstance(options.idle_timeout, NotGiven):
+            return options.idle_timeout
+        return self.idle_timeout
+
     def _retrying(self, *, idempotent: bool, options: RequestOptions | None) -> Any:
         max_retries = None
         possibly = None
@@ -303,15 +297,23 @@ class AsyncTTAPI:
         ``idempotent`` says whether repeating the request is harmless (polls) or could
         create paid work twice (every submitting POST); see ``_retry.should_retry``.
         """
-        data = dumps(json_body) if json_body is not None else None
+        data = _encoded(json_body)
         headers = self._headers(options, json_body=data is not None)
         url = self._url(path)
         timeout = self._client_timeout(options)
+        idle = self._idle_timeout(options)
 
         def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
             payload = data if form is None else form()
             return self._attempt(
-                method, url, headers=headers, data=payload, params=params, timeout=timeout
+                method,
+                url,
+                headers=headers,
+                data=payload,
+                params=params,
+                timeout=timeout,
+                idempotent=idempotent,
+                idle=idle,
             )
 
         # The first attempt runs outside tenacity: the success path, which nearly every call
@@ -357,35 +359,57 @@ class AsyncTTAPI:
         data: Any,
         params: Mapping[str, str] | None,
         timeout: aiohttp.ClientTimeout,
+        idempotent: bool = False,
+        idle: float | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send once; return (status, headers, body) of a 2xx/3xx answer or raise typed."""
+        """Send once; return (status, headers, body) of a 2xx answer or raise typed.
+
+        Redirects are never left to aiohttp, which would send the key to any origin and
+        re-POST on 307/308: ``_redirects`` decides (same-origin 307/308 of a repeatable
+        request only).
+        """
         session = self._get_session()
         debug = logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if debug else 0.0
-        # try/except rather than ``with self._translate(...)``: the hot path, and a try costs
-        # nothing until something is raised.
-        try:
-            resp = await session.request(
-                method,
-                url,
-                data=data,
-                headers=headers,
-                params=params,
-                timeout=timeout,
-                # A borrowed session may raise on 4xx itself; error bodies are parsed here.
-                raise_for_status=False,
-            )
+        for hops in range(MAX_REDIRECTS + 1):
+            started = time.perf_counter() if debug else 0.0
+            # try/except rather than ``with Translating(...)``: the hot path, and a try
+            # costs nothing until something is raised.
             try:
-                body = await resp.read()
-            finally:
-                resp.release()
-                await resp.wait_for_close()
-        except _TRANSLATED as exc:
-            translated = self._translated(method, url, exc)
-            if translated is None:
-                raise
-            raise translated from exc
-        return resp.status, self._checked(method, url, resp, body, started, debug), body
+                resp = await session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    params=params,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    # A borrowed session may raise on 4xx itself; error bodies are parsed here.
+                    raise_for_status=False,
+                )
+                try:
+                    body = await read_body(
+                        resp,
+                        limit=self.max_response_bytes,
+                        idle=idle,
+                        method=method,
+                        path=path_of(url),
+                    )
+                finally:
+                    resp.release()
+                    await resp.wait_for_close()
+            except TRANSLATED as exc:
+                translated = translate(exc, method=method, url=url, base_url=self.base_url)
+                if translated is None:
+                    raise
+                raise translated from exc
+            resp_headers = self._checked(method, url, resp, body, started, debug)
+            if not 300 <= resp.status < 400:  # is_redirect(), inline: the hot path
+                return resp.status, resp_headers, body
+            url = redirect_target(
+                method, url, resp.status, resp_headers, idempotent=idempotent, hops=hops
+            )
+            params = None  # the Location names the whole target, query included
+        raise AssertionError("unreachable: redirect_target refuses the last hop")
 
     def _checked(
         self,
@@ -402,7 +426,7 @@ class AsyncTTAPI:
             logger.debug(
                 "%s %s -> %d (%d bytes, %.3fs)",
                 method,
-                _path_of(url),
+                path_of(url),
                 status,
                 len(body),
                 time.perf_counter() - started,
@@ -410,54 +434,6 @@ class AsyncTTAPI:
         if status >= 400:
             raise status_error(status, resp.headers, body, redact=self._redact)
         return resp.headers
-
-    def _translate(self, method: str, url: str) -> _Translate:
-        """Return a context manager that maps aiohttp's exceptions onto the error tree.
-
-        Cancellation (and any other BaseException) passes untouched.
-        """
-        return _Translate(self, method, url)
-
-    def _translated(self, method: str, url: str, exc: BaseException) -> TTAPIError | None:
-        """Return the error-tree counterpart of an aiohttp or OS exception, or None."""
-        path = _path_of(url)
-        if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
-            # A configuration mistake (base_url): nothing was sent, and no retry can help.
-            return InvalidRequestError(
-                f"cannot send {method} to {path!r}: not a valid http(s) URL", param="base_url"
-            )
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            # Raised while connecting: nothing was sent, so any request may be retried.
-            return APITimeoutError(
-                f"timed out connecting to {self.base_url}", method=method, url=path
-            )
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return APIConnectionError(
-                f"cannot connect to {exc.host}:{exc.port} ({type(exc.os_error).__name__})",
-                method=method,
-                url=path,
-            )
-        # Before OSError: TimeoutError is one. A total timeout that expires while connecting
-        # also lands here; we cannot tell it from one after sending, so it is "possibly".
-        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-            return APITimeoutError(
-                f"{method} {path} timed out", possibly_submitted=True, method=method, url=path
-            )
-        if isinstance(exc, aiohttp.ClientResponseError):
-            return APIConnectionError(
-                f"{method} {path}: malformed HTTP answer ({exc.message})",
-                possibly_submitted=True,
-                method=method,
-                url=path,
-            )
-        if isinstance(exc, (aiohttp.ClientError, OSError)):
-            return APIConnectionError(
-                f"{method} {path}: connection lost ({type(exc).__name__})",
-                possibly_submitted=True,
-                method=method,
-                url=path,
-            )
-        return None
 
     @contextlib.asynccontextmanager
     async def _stream(
@@ -473,36 +449,58 @@ class AsyncTTAPI:
         Retries cover only getting the stream's first answer; once events flow, a broken
         stream raises (the generation it carried was paid for and cannot be replayed).
         """
-        data = dumps(json_body) if json_body is not None else None
+        data = _encoded(json_body)
         headers = {**self._headers(options, json_body=data is not None)}
         headers["Accept"] = "text/event-stream"
         url = self._url(path)
         timeout = self._client_timeout(options)
+        idle = self._idle_timeout(options)
         retrying = self._retrying(idempotent=False, options=options)
         resp: aiohttp.ClientResponse | None = None
         async for attempt in retrying:
             with attempt:
-                resp = await self._open(url, headers, data if form is None else form(), timeout)
+                resp = await self._open(
+                    url, headers, data if form is None else form(), timeout, idle
+                )
         assert resp is not None
         try:
-            with self._translate("POST", url):
+            with Translating("POST", url, self.base_url):
                 yield resp
         finally:
             resp.release()
 
     async def _open(
-        self, url: str, headers: Mapping[str, str], data: Any, timeout: aiohttp.ClientTimeout
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        data: Any,
+        timeout: aiohttp.ClientTimeout,
+        idle: float | None,
     ) -> aiohttp.ClientResponse:
         session = self._get_session()
-        with self._translate("POST", url):
+        with Translating("POST", url, self.base_url):
             resp = await session.post(
-                url, data=data, headers=headers, timeout=timeout, raise_for_status=False
+                url,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,  # see _attempt: a paid POST never follows one
+                raise_for_status=False,
             )
+            if is_redirect(resp.status):
+                resp.release()
+                redirect_target("POST", url, resp.status, resp.headers, idempotent=False, hops=0)
             # A JSON answer to a stream request is an error in one of its shapes (a 200 with
             # a FAILED envelope included), never an empty stream.
             if resp.status >= 400 or resp.content_type == "application/json":
                 try:
-                    body = await resp.read()
+                    body = await read_body(
+                        resp,
+                        limit=self.max_response_bytes,
+                        idle=idle,
+                        method="POST",
+                        path=path_of(url),
+                    )
                 finally:
                     resp.release()
                 raise self._stream_refused(resp.status, resp.headers, body)
@@ -525,96 +523,49 @@ class AsyncTTAPI:
             excerpt=excerpt(body, redact=self._redact),
         )
 
-    # --- downloads ---------------------------------------------------------------------------
+    # --- downloads (see _downloads) --------------------------------------------------------
 
-    async def _download(self, url: str) -> bytes:
-        """Download an image URL (no API key is sent: it may be a CDN's), capped and checked."""
-        chunks: list[bytes] = []
+    async def _download(self, url: str, *, expires_at: dt.datetime | None = None) -> bytes:
+        """Download an image URL: no API key is sent, and only to where it may go."""
+        return await self._downloads.read(url, expires_at=expires_at)
 
-        async def sink(chunk: bytes) -> None:
-            chunks.append(chunk)
-
-        async for attempt in self._retrying(idempotent=True, options=None):
-            with attempt:
-                chunks.clear()
-                await self._download_into(url, sink)
-        return b"".join(chunks)
-
-    async def _download_to(self, url: str, path: Path) -> Path:
+    async def _download_to(
+        self, url: str, path: Path, *, expires_at: dt.datetime | None = None
+    ) -> Path:
         """Stream an image URL into ``path`` atomically; memory stays flat."""
-        async for attempt in self._retrying(idempotent=True, options=None):
-            with attempt, atomic_writer(path) as fh:
-
-                async def sink(chunk: bytes) -> None:
-                    fh.write(chunk)
-
-                await self._download_into(url, sink)
-        return path
-
-    async def _download_into(self, url: str, sink: Callable[[bytes], Awaitable[None]]) -> None:
-        session = self._get_session()
-        timeout = self._client_timeout(None)
-        headers = {"User-Agent": self._base_headers["User-Agent"]}
-        with self._translate("GET", url):
-            async with session.get(
-                url, headers=headers, timeout=timeout, raise_for_status=False
-            ) as resp:
-                if resp.status >= 400:
-                    body = await resp.read()
-                    raise status_error(resp.status, resp.headers, body, redact=self._redact)
-                if (resp.content_length or 0) > MAX_DOWNLOAD_BYTES:
-                    raise APIResponseValidationError(
-                        f"image at {_path_of(url)} is {resp.content_length} bytes, "
-                        f"over the {MAX_DOWNLOAD_BYTES} byte cap"
-                    )
-                received = 0
-                # The first chunk may be a few bytes: hold chunks until the magic bytes are in.
-                head: list[bytes] | None = []
-                async for chunk in resp.content.iter_chunked(256 * 1024):
-                    received += len(chunk)
-                    if received > MAX_DOWNLOAD_BYTES:
-                        raise APIResponseValidationError(
-                            f"image at {_path_of(url)} exceeds the {MAX_DOWNLOAD_BYTES} byte cap"
-                        )
-                    if head is not None:
-                        head.append(chunk)
-                        if received < _SNIFF_BYTES:
-                            continue
-                        chunk, head = b"".join(head), None
-                        check_image(chunk[:_SNIFF_BYTES], what=f"download of {_path_of(url)}")
-                    await sink(chunk)
-                if received == 0:
-                    raise APIResponseValidationError(f"image at {_path_of(url)} is empty")
-                if head is not None:  # shorter than the magic bytes: never an image
-                    check_image(b"".join(head), what=f"download of {_path_of(url)}")
+        return await self._downloads.save(url, path, expires_at=expires_at)
 
 
-class _Translate:
-    """``with client._translate(method, url):`` -- raise aiohttp's errors as the tree's."""
-
-    __slots__ = ("_client", "_method", "_url")
-
-    def __init__(self, client: AsyncTTAPI, method: str, url: str) -> None:
-        self._client = client
-        self._method = method
-        self._url = url
-
-    def __enter__(self) -> None:
+def _encoded(json_body: Mapping[str, Any] | None) -> bytes | None:
+    """Return the JSON text of a body; what JSON cannot hold is refused before sending."""
+    if json_body is None:
         return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or not isinstance(exc, _TRANSLATED):
-            return  # success, cancellation, or one of our own errors: unchanged
-        translated = self._client._translated(self._method, self._url, exc)
-        if translated is not None:
-            raise translated from exc
+    try:
+        return dumps(json_body)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidRequestError(
+            f"the request body is not JSON ({type(exc).__name__})", param="body"
+        ) from None
 
 
-def _path_of(url: str) -> str:
-    # Logged and put in errors: drop the query string, which could carry tokens.
-    return url.split("?", 1)[0]
+def _checked_idle(value: object, *, param: str) -> Any:
+    """Return an idle timeout that is None (no limit), NOT_GIVEN, or a positive number."""
+    if value is None or value is NOT_GIVEN:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise InvalidRequestError(
+            f"{param} must be a positive number of seconds or None, got {value!r}",
+            param=param,
+            value=value,
+        )
+    return float(value)
+
+
+def _checked_cap(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError(
+            f"max_response_bytes must be a positive integer, got {value!r}",
+            param="max_response_bytes",
+            value=value,
+        )
+    return value

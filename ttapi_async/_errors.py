@@ -13,11 +13,14 @@
      │    ├── NotFoundError              404
      │    ├── RateLimitError             429
      │    ├── QueueFullError             499
-     │    └── InternalServerError        5xx
+     │    ├── InternalServerError        5xx
+     │    └── RedirectError              3xx not followed (another origin, or a paid POST)
      ├── APIResponseValidationError      an answer that does not parse as the contract says
+     │    └── ResponseTooLargeError      ... because it passed the client's max_response_bytes
      ├── InvalidRequestError (ValueError)  rejected before anything was sent
      ├── JobFailedError                  an asynchronous job ended FAILED
-     └── JobTimeoutError (TimeoutError)  a job did not finish before its deadline
+     ├── JobTimeoutError (TimeoutError)  a job did not finish before its deadline
+     └── LeaseTimeoutError (TimeoutError)  no job-in-progress lease came free in time
 
 A business failure that TTAPI answers with HTTP 200 and ``"status": "FAILED"``
 becomes the ``APIStatusError`` subclass its message points at (``BadRequestError``
@@ -29,10 +32,16 @@ the server: the caller may have been charged and must not blindly send it again.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from multidict import CIMultiDict
+
+from ._redact import REDACTOR, scrub_exception
+
+if sys.version_info < (3, 11):
+    import asyncio
 
 __all__ = [
     "APIConnectionError",
@@ -46,21 +55,31 @@ __all__ = [
     "InvalidRequestError",
     "JobFailedError",
     "JobTimeoutError",
+    "LeaseTimeoutError",
     "NotFoundError",
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "RedirectError",
+    "ResponseTooLargeError",
     "TTAPIError",
     "status_error_class",
 ]
 
 
 class TTAPIError(Exception):
-    """Root of every error raised by ttapi_async."""
+    """Root of every error raised by ttapi_async.
+
+    Its message never holds a registered API key, nor does the exception being handled
+    while it is built (what ``raise ... from`` chains to it): both are redacted here.
+    """
 
     message: str
 
     def __init__(self, message: str) -> None:
+        if REDACTOR.active:
+            message = REDACTOR(message)
+            scrub_exception(sys.exc_info()[1])
         super().__init__(message)
         self.message = message
 
@@ -119,11 +138,12 @@ class APIStatusError(TTAPIError):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.body = body
+        self.body: object = REDACTOR.value(body)
         # Case-insensitive, as HTTP headers are: ``headers["retry-after"]`` finds Retry-After.
-        self.headers: Mapping[str, str] = CIMultiDict(headers or {})
-        self.param = param
-        self.code = code
+        # A server may echo the key in a header: the copy kept here is redacted.
+        self.headers: Mapping[str, str] = CIMultiDict(REDACTOR.headers(headers) or {})
+        self.param = REDACTOR(param) if param is not None else None
+        self.code = REDACTOR(code) if code is not None else None
 
     def __str__(self) -> str:
         return f"HTTP {self.status_code}: {self.message}"
@@ -164,15 +184,49 @@ class InternalServerError(APIStatusError):
     """Raise on 5xx: a service or upstream failure."""
 
 
+class RedirectError(APIStatusError):
+    """Raise when an API call is answered with a redirect that is not followed.
+
+    API calls never follow a redirect to another origin (the key would go there), never
+    re-send a paid POST, and never turn a POST into a GET. ``location`` is the origin
+    (scheme, host, port) the answer pointed at, or None when it named none.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        headers: Mapping[str, str] | None = None,
+        location: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, headers=headers)
+        self.location = REDACTOR(location) if location is not None else None
+
+
 class APIResponseValidationError(TTAPIError):
     """Raise when an answer does not parse as the contract says."""
 
     def __init__(self, message: str, *, status_code: int | None = None, excerpt: str = "") -> None:
+        excerpt = REDACTOR(excerpt)
         if excerpt:
             message = f"{message} (body starts: {excerpt!r})"
         super().__init__(message)
         self.status_code = status_code
         self.excerpt = excerpt
+
+
+class ResponseTooLargeError(APIResponseValidationError):
+    """Raise when an answer's body (counted after decompression) passed the client's cap.
+
+    ``limit`` is the cap; ``received`` how many bytes had been read when reading stopped
+    (0 when the declared length alone was over it).
+    """
+
+    def __init__(self, message: str, *, limit: int, received: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.received = received
 
 
 class InvalidRequestError(TTAPIError, ValueError):
@@ -181,7 +235,7 @@ class InvalidRequestError(TTAPIError, ValueError):
     def __init__(self, message: str, *, param: str | None = None, value: Any = None) -> None:
         super().__init__(message)
         self.param = param
-        self.value = value
+        self.value = REDACTOR.value(value)
 
 
 class JobFailedError(TTAPIError):
@@ -189,18 +243,37 @@ class JobFailedError(TTAPIError):
 
     def __init__(self, message: str, *, job_id: str, status: object = None) -> None:
         super().__init__(f"job {job_id}: {message}")
-        self.job_id = job_id
-        #: the last ``JobStatus`` seen, when there was one
-        self.status = status
+        self.job_id = REDACTOR(job_id)
+        #: the last ``JobStatus`` seen, when there was one (a job's message may echo the key)
+        self.status: object = REDACTOR.value(status)
 
 
-class JobTimeoutError(TTAPIError, TimeoutError):
-    """Raise when a job did not finish before its deadline; it may still finish later."""
+if sys.version_info >= (3, 11):
+    _Timeout = TimeoutError
+else:  # asyncio.TimeoutError is TimeoutError only from 3.11: be caught as either
+
+    class _Timeout(TimeoutError, asyncio.TimeoutError):
+        pass
+
+
+class JobTimeoutError(TTAPIError, _Timeout):
+    """Raise when a job did not finish before its deadline; it may still finish later.
+
+    It is a ``TimeoutError`` and an ``asyncio.TimeoutError`` on every supported Python.
+    """
 
     def __init__(self, message: str, *, job_id: str, status: object = None) -> None:
         super().__init__(f"job {job_id}: {message}")
-        self.job_id = job_id
-        self.status = status
+        self.job_id = REDACTOR(job_id)
+        self.status: object = REDACTOR.value(status)
+
+
+class LeaseTimeoutError(TTAPIError, TimeoutError):
+    """Raise when no lease for a job in progress came free before the timeout; nothing was sent."""
+
+    def __init__(self, message: str, *, product: str) -> None:
+        super().__init__(message)
+        self.product = product
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

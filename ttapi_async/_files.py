@@ -34,9 +34,8 @@ def check_image(head: bytes, *, what: str) -> str:
     """Return the image format of ``head``; raise if the bytes are not an image."""
     fmt = sniff_image_format(head)
     if fmt is None:
-        raise APIResponseValidationError(
-            f"{what} is not a PNG, JPEG or WebP image", excerpt=repr(head[:16])
-        )
+        # Never quoted: what answered instead of an image may be anything (an admin page).
+        raise APIResponseValidationError(f"{what} is not a PNG, JPEG or WebP image")
     return fmt
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -14,6 +15,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from ._errors import APIResponseValidationError
 from ._files import decode_b64_to_bytes, decode_b64_to_file
+from ._redact import REDACTOR
 
 __all__ = [
     "ImageData",
@@ -23,6 +25,7 @@ __all__ = [
     "JobData",
     "JobResult",
     "JobStatus",
+    "OutputTokensDetails",
     "Redact",
     "Usage",
     "converter",
@@ -38,18 +41,28 @@ TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED"})
 PENDING_STATUSES = frozenset({"PENDING_QUEUE", "ON_QUEUE"})
 
 FINISH_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: How long TTAPI's image URLs live (the contract: "URLs live 60 minutes").
+URL_LIFETIME = dt.timedelta(minutes=60)
 
 
 class Downloader(Protocol):
     """What a result needs from the client to fetch its image URL."""
 
-    async def _download(self, url: str) -> bytes: ...
+    async def _download(self, url: str, *, expires_at: dt.datetime | None = None) -> bytes: ...
 
-    async def _download_to(self, url: str, path: Path) -> Path: ...
+    async def _download_to(
+        self, url: str, path: Path, *, expires_at: dt.datetime | None = None
+    ) -> Path: ...
 
 
 @attrs.frozen
 class InputTokensDetails:
+    image_tokens: int = 0
+    text_tokens: int = 0
+
+
+@attrs.frozen
+class OutputTokensDetails:
     image_tokens: int = 0
     text_tokens: int = 0
 
@@ -60,6 +73,7 @@ class Usage:
     output_tokens: int = 0
     total_tokens: int = 0
     input_tokens_details: InputTokensDetails | None = None
+    output_tokens_details: OutputTokensDetails | None = None
 
 
 class _Savable:
@@ -72,13 +86,22 @@ class _Savable:
     def _source(self) -> tuple[str | None, str | None]:
         raise NotImplementedError
 
+    @property
+    def url_expires_at(self) -> dt.datetime | None:
+        """Return when the image URL stops working (UTC), where the answer tells; else None.
+
+        TTAPI's URLs live 60 minutes from when the image is made.
+        """
+        return None
+
     async def read(self) -> bytes:
         """Return the image bytes: decode base64, or download the URL (they expire)."""
         b64, url = self._source()
         if b64 is not None:
             return decode_b64_to_bytes(b64)
         url = self._require_url(url)
-        return await self._require_downloader()._download(url)
+        expires = self.url_expires_at
+        return await self._require_downloader()._download(url, expires_at=expires)
 
     async def save(self, path: str | Path) -> Path:
         """Write the image to ``path`` (atomically: a temporary file renamed into place)."""
@@ -87,7 +110,8 @@ class _Savable:
         if b64 is not None:
             return decode_b64_to_file(b64, target)
         url = self._require_url(url)
-        return await self._require_downloader()._download_to(url, target)
+        expires = self.url_expires_at
+        return await self._require_downloader()._download_to(url, target, expires_at=expires)
 
     def _require_url(self, url: str | None) -> str:
         if not url:
@@ -110,9 +134,22 @@ class ImageData(_Savable):
     b64_json: str | None = attrs.field(default=None, repr=lambda v: _short_repr(v))
     revised_prompt: str | None = None
     _downloader: Downloader | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    # The answer's ``created``, set by bind(): the URL's clock starts there.
+    _created: int | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def _source(self) -> tuple[str | None, str | None]:
         return self.b64_json, self.url
+
+    @property
+    def url_expires_at(self) -> dt.datetime | None:
+        """Return when ``url`` stops working (UTC): 60 minutes after the answer was made."""
+        if self.url is None or self._created is None:
+            return None
+        try:
+            made = dt.datetime.fromtimestamp(self._created, tz=dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):  # a ``created`` out of any real range
+            return None
+        return made + URL_LIFETIME
 
 
 @attrs.frozen
@@ -199,6 +236,17 @@ class JobResult(_Savable):
     def _source(self) -> tuple[str | None, str | None]:
         return None, self.image_url
 
+    @property
+    def url_expires_at(self) -> dt.datetime | None:
+        """Return when ``image_url`` stops working (UTC), 60 minutes after ``finish_time``.
+
+        None when the finish time is unknown or has no time zone (the vendor's
+        ``YYYY-MM-DD HH:MM:SS`` does not say which zone it is in).
+        """
+        if self.finish_time is None or self.finish_time.tzinfo is None:
+            return None
+        return self.finish_time + URL_LIFETIME
+
     @classmethod
     def from_status(cls, status: JobStatus) -> JobResult:
         """Build the result of a SUCCESS fetch; raise if it names no image."""
@@ -223,6 +271,7 @@ def bind(obj: T, downloader: Downloader) -> T:
     if isinstance(obj, ImagesResponse):
         for item in obj.data:
             object.__setattr__(item, "_downloader", downloader)
+            object.__setattr__(item, "_created", obj.created)
     elif isinstance(obj, _Savable):
         object.__setattr__(obj, "_downloader", downloader)
     return obj
@@ -284,6 +333,8 @@ def _structure_int(value: Any, _: Any) -> int:
         return value
     if isinstance(value, bool):  # bool is an int to Python, never to JSON's numbers
         raise TypeError("expected an integer, got a boolean")
+    if isinstance(value, float) and not math.isfinite(value):  # 1e400 parses as inf
+        raise ValueError(f"expected an integer, got {value!r}")
     return int(value)
 
 
@@ -377,26 +428,26 @@ converter = _make_converter()
 
 
 class Redact(Protocol):
-    """Replace a secret in a text (``_response.Redactor`` is the one in use)."""
+    """Replace a secret in a text (``_redact.Redactor`` is the one in use)."""
 
     def __call__(self, text: str) -> str: ...
 
 
 def excerpt(body: object, limit: int = 200, redact: Redact | None = None) -> str:
-    """Return the start of a body, short enough for an error message, secret removed.
+    """Return the start of a body, short enough for an error message, every key removed.
 
-    The secret is replaced before the text is cut, so a key that straddles the cut cannot
-    leave its first characters behind.
+    Keys are replaced before the text is cut, and a key's start left at the cut goes
+    too (``_redact.Redactor.cut``). ``redact`` is kept for callers that pass one; the
+    process-wide redactor, which knows every client's key, is always applied.
     """
-    margin = getattr(redact, "margin", 0) if redact is not None else 0
-    room = limit + margin
     if isinstance(body, (bytes, bytearray, memoryview)):
+        room = 4 * limit + REDACTOR.margin
         text = bytes(body[: room * 4]).decode("utf-8", "replace")
     else:
         text = str(body)
-    if redact is not None:
-        text = redact(text[: room + 3] if margin else text)
-    return text if len(text) <= limit else text[:limit] + "..."
+    if redact is not None and redact is not REDACTOR:
+        text = redact(text)
+    return REDACTOR.cut(text, limit)
 
 
 def structure(
@@ -420,7 +471,15 @@ def structure(
         )
     try:
         return converter.structure(payload, cls)
-    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    # OverflowError: a number too large for what it converts to (a timestamp, say).
+    except (
+        cattrs.BaseValidationError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+    ) as exc:
         reason = excerpt(exc, 120, redact=redact)
         raise APIResponseValidationError(
             f"answer does not fit {cls.__name__}: {type(exc).__name__}: {reason}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from ._errors import (
     status_error_class,
 )
 from ._models import excerpt
+from ._redact import Redactor
 
 __all__ = [
     "Redactor",
@@ -27,36 +27,6 @@ __all__ = [
     "status_error",
     "unwrap_envelope",
 ]
-
-
-class Redactor:
-    """Replace the API key wherever a server echoes it back (messages, bodies, excerpts)."""
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-
-    def __repr__(self) -> str:
-        return "Redactor(***)"
-
-    @property
-    def margin(self) -> int:
-        """Return how many characters past a cut a secret could reach (see ``excerpt``)."""
-        return len(self._secret)
-
-    def __call__(self, text: str) -> str:
-        if self._secret and self._secret in text:
-            return text.replace(self._secret, "***")
-        return text
-
-    def value(self, obj: Any) -> Any:
-        """Return ``obj`` with the secret replaced in every string it holds."""
-        if isinstance(obj, str):
-            return self(obj)
-        if isinstance(obj, Mapping):
-            return {self(str(k)): self.value(v) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [self.value(v) for v in obj]
-        return obj
 
 
 def decode_json(body: bytes, *, status_code: int, redact: Redactor) -> Any:
@@ -104,8 +74,8 @@ def status_error(
 ) -> APIStatusError:
     """Build the error for a 4xx/5xx answer in OpenAI's shape, TTAPI's envelope, or neither."""
     try:
-        payload: Any = json.loads(body) if body and not body.isspace() else None
-    except (ValueError, UnicodeDecodeError):
+        payload: Any = _bigjson.loads(body) if body and not body.isspace() else None
+    except (ValueError, UnicodeDecodeError):  # too deep a nesting is a ValueError there too
         payload = None
     if isinstance(payload, Mapping):
         return payload_error(status_code, headers, payload, redact=redact)

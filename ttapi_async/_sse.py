@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import attrs
 
@@ -28,6 +28,7 @@ class _Decoder:
     def __init__(self) -> None:
         self._event: str | None = None
         self._data: list[str] = []
+        self._size = 0  # of the data lines held: many small lines must not pass the cap either
         self._id: str | None = None
         self._retry: int | None = None
 
@@ -41,6 +42,11 @@ class _Decoder:
         if name == "event":
             self._event = value
         elif name == "data":
+            self._size += len(value) + 1
+            if self._size > MAX_EVENT_BYTES:
+                raise APIResponseValidationError(
+                    f"server-sent event larger than {MAX_EVENT_BYTES} bytes"
+                )
             self._data.append(value)
         elif name == "id":
             self._id = value
@@ -54,18 +60,22 @@ class _Decoder:
             self._event, self._retry = None, None
             return None
         event = ServerSentEvent(self._event, "\n".join(self._data), self._id, self._retry)
-        self._event, self._data, self._retry = None, [], None
+        self._event, self._data, self._retry, self._size = None, [], None, 0
         return event
 
     def end(self) -> ServerSentEvent | None:
         return self._flush()
 
 
-async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
+async def iter_sse(
+    chunks: AsyncIterable[bytes], *, progress: Callable[[], None] | None = None
+) -> AsyncIterator[ServerSentEvent]:
     """Yield the events of an SSE byte stream (LF or CRLF line ends), however it is chunked.
 
     Bytes are decoded as UTF-8 with replacement, as the SSE spec says: a bad byte spoils
-    the event's JSON (a typed error upstream), never the decoder.
+    the event's JSON (a typed error upstream), never the decoder. ``progress`` is called
+    for each chunk that carries more than comments and blank lines (keep-alives are not
+    progress: an idle timer must see through them).
     """
     decoder = _Decoder()
     buffer = bytearray()
@@ -79,6 +89,7 @@ async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEven
                 f"server-sent event larger than {MAX_EVENT_BYTES} bytes"
             )
         start = 0
+        moved = False
         while True:
             end = buffer.find(b"\n", max(start, scanned))
             if end < 0:
@@ -86,10 +97,13 @@ async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEven
             stop = end - 1 if end > start and buffer[end - 1] == 0x0D else end  # CRLF
             line = buffer[start:stop].decode("utf-8", "replace")
             start = end + 1
+            moved = moved or (line != "" and line[0] != ":")
             event = decoder.line(line)
             if event is not None:
                 yield event
         del buffer[:start]
+        if progress is not None and (moved or (buffer and buffer[0] != 0x3A)):  # ":"
+            progress()
     if buffer:
         event = decoder.line(bytes(buffer).rstrip(b"\r").decode("utf-8", "replace"))
         if event is not None:

@@ -18,6 +18,7 @@ from ._client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_T
 from ._job import Job
 from ._models import ImageData, ImageStreamEvent, JobResult, JobStatus
 from ._portal import Portal
+from ._reading import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES
 from ._retry import RetryPolicy
 from .resources import Dalle3, Images, ImageStream
 from .resources.jobs import GPT, GPT4o
@@ -223,6 +224,9 @@ class TTAPI:
         validate: bool = True,
         proxy: str | None = None,
         trust_env: bool = True,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_private_downloads: bool = False,
     ) -> None:
         # No ``session=``: an aiohttp session belongs to the loop it was made in, and this
         # client's loop is its own.
@@ -238,6 +242,9 @@ class TTAPI:
             "validate": validate,
             "proxy": proxy,
             "trust_env": trust_env,
+            "idle_timeout": idle_timeout,
+            "max_response_bytes": max_response_bytes,
+            "allow_private_downloads": allow_private_downloads,
         }
         self._portal = Portal()
         try:

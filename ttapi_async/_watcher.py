@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
-from ._client import NOT_GIVEN, NotGiven
 from ._dispatch import Dispatcher, Sleep, settle_tasks
 from ._errors import InvalidRequestError, JobFailedError
 from ._job import (
@@ -33,6 +32,7 @@ from ._models import PENDING_STATUSES, JobResult, JobStatus
 from ._nextpoll import bring_forward, estimate_duration, next_delay
 from ._retry import retry_after_of
 from ._schedule import LearnedWait, PollSchedule, poll_state
+from ._types import NOT_GIVEN, NotGiven
 
 __all__ = ["FetchFunction", "JobWatcher"]
 

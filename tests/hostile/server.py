@@ -28,6 +28,7 @@ __all__ = [
     "HostileRequest",
     "HostileServer",
     "Out",
+    "after",
     "drip",
     "endless_chunked",
     "gzip_bomb",
@@ -210,6 +211,16 @@ def _body_bytes(body: bytes | str | Any) -> tuple[bytes, str]:
 
 
 # --- ready-made behaviours ---------------------------------------------------------------
+
+
+def after(seconds: float, behaviour: Behaviour) -> Behaviour:
+    """Say nothing for ``seconds`` (a server still working on the answer), then ``behaviour``."""
+
+    async def delayed(request: HostileRequest, out: Out) -> None:
+        await out.pause(seconds)
+        await behaviour(request, out)
+
+    return delayed
 
 
 def raw(data: bytes) -> Behaviour:

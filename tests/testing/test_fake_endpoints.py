@@ -1,4 +1,4 @@
-"""Every endpoint of API.md over a real socket, with bare aiohttp as the client."""
+"""Every endpoint of docs/contract.md over a real socket, with bare aiohttp as the client."""
 
 from __future__ import annotations
 
@@ -102,6 +102,7 @@ async def test_generation_dalle2_b64(fake_ttapi: FakeTTAPI, session: aiohttp.Cli
     assert decode_png(base64.b64decode(body["data"][0]["b64_json"]))[:2] == (256, 256)
 
 
+@pytest.mark.fake_ttapi(stream_partials="exact")
 async def test_generation_stream_events(
     fake_ttapi: FakeTTAPI, session: aiohttp.ClientSession
 ) -> None:
@@ -264,7 +265,7 @@ async def test_validation_error_on_v1_has_openai_shape_and_param(
     assert status == 400
     assert body["error"]["type"] == "invalid_request_error"
     assert body["error"]["param"] == "n"
-    assert body["error"]["code"] is None
+    assert body["error"]["code"] == "invalid_value"
 
 
 async def test_edit_without_image_names_image(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -167,7 +168,8 @@ async def test_delay_fault_trips_a_client_timeout(
 ) -> None:
     """A delay longer than the client's timeout makes the client time out."""
     fake_ttapi.add_fault(FaultRule("delay", SUBMIT, delay=0.5, times=1))
-    with pytest.raises(TimeoutError):
+    # asyncio.TimeoutError: on Python 3.10 aiohttp raises it, and it is not yet the builtin.
+    with pytest.raises(asyncio.TimeoutError):
         await post_json(
             session,
             f"{fake_ttapi.url}{SUBMIT}",

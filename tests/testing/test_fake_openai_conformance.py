@@ -64,6 +64,7 @@ async def test_sdk_edit_several_images(sdk: openai.AsyncOpenAI, fake_ttapi: Fake
     assert len(fake_ttapi.requests[-1].params["image"]) == 4
 
 
+@pytest.mark.fake_ttapi(stream_partials="exact")
 async def test_sdk_stream_generate(sdk: openai.AsyncOpenAI) -> None:
     """Streaming generation yields typed partial events then a completed event."""
     stream = await sdk.images.generate(
@@ -77,6 +78,7 @@ async def test_sdk_stream_generate(sdk: openai.AsyncOpenAI) -> None:
     assert events[-1].usage is not None  # type: ignore[union-attr]
 
 
+@pytest.mark.fake_ttapi(stream_partials="exact")
 async def test_sdk_stream_edit(sdk: openai.AsyncOpenAI) -> None:
     """Streaming edits yield image_edit.* events."""
     stream = await sdk.images.edit(

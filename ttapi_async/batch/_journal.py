@@ -1,29 +1,19 @@
 """The durable journal: one SQLite file in the output folder holding every item's state.
 
-States::
-
-    pending ──► submitting ──► submitted(job_id) ──► done
-                    │               │            └─► failed
-                    │               └─(sync kinds answer at once)
-                    ├─► unknown   the request may have reached the service (timeout after
-                    │             sending, a crash mid-request): never sent again unless asked
-                    └─► failed    refused for good (400, 402, a FAILED job...)
-
-Durability: WAL mode. The two transitions that guard against paying twice, ``submitting``
-(written before a request leaves) and ``submitted`` (the job id, written before the batch
-waits), commit with ``synchronous=FULL``: they survive a power cut, not just a killed
-process. Everything else commits with ``synchronous=NORMAL``, within ``LAZY_COMMIT`` seconds and
-unawaited: a killed process or a power cut loses at most the last few "done" marks, which
-a re-run repairs by polling those jobs again. Writes from concurrent items are grouped
-into one transaction (one fsync for all the job ids that arrived
-together), on the journal's own thread: an fsync takes milliseconds, which the event
-loop must not spend waiting. While one commit runs, the next group gathers.
+The states are drawn in ``_states``. Durability: WAL mode. The two transitions that guard
+against paying twice, ``submitting`` (written before a request leaves) and ``submitted``
+(the job id, written before the batch waits), commit with ``synchronous=FULL``: they
+survive a power cut, not just a killed process. Everything else commits with
+``synchronous=NORMAL``, within ``LAZY_COMMIT`` seconds and unawaited: a crash loses at
+most the last few "done" marks, which a re-run repairs by polling those jobs again.
+Writes during a run are group-committed on the journal's own thread (``_commit``).
+Leaving ``pending`` is a compare-and-set: two writers sharing one journal can never
+both submit an item.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -31,12 +21,29 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-import attrs
-
+from .._redact import redact
+from ._commit import GroupCommit, Op
+from ._errors import JournalCorruptError, JournalWriteError
 from ._input import BatchRequest
 from ._names import safe_stem, stem_key
+from ._states import (
+    COLUMNS,
+    DONE,
+    FAILED,
+    JOURNAL_NAME,
+    PENDING,
+    SCHEMA,
+    SCHEMA_VERSION,
+    STATES,
+    SUBMITTED,
+    SUBMITTING,
+    UNKNOWN,
+    InputChangedError,
+    ItemRow,
+    SyncReport,
+)
 
 __all__ = [
     "DONE",
@@ -53,134 +60,10 @@ __all__ = [
     "SyncReport",
 ]
 
-JOURNAL_NAME: Final = "journal.sqlite3"
-SCHEMA_VERSION: Final = 1
 
-PENDING: Final = "pending"
-SUBMITTING: Final = "submitting"
-SUBMITTED: Final = "submitted"
-UNKNOWN: Final = "unknown"
-DONE: Final = "done"
-FAILED: Final = "failed"
-STATES: Final = (PENDING, SUBMITTING, SUBMITTED, UNKNOWN, DONE, FAILED)
-#: Seconds within which a write nobody waits for is committed.
-LAZY_COMMIT: Final = 0.05
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    params TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    stem TEXT NOT NULL,
-    stem_key TEXT NOT NULL UNIQUE,
-    state TEXT NOT NULL DEFAULT 'pending',
-    job_id TEXT,
-    submits INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    files TEXT,
-    quota INTEGER,
-    usage TEXT,
-    started_at REAL,
-    submitted_at REAL,
-    finished_at REAL,
-    updated_at REAL
-);
-CREATE INDEX IF NOT EXISTS items_state ON items (state, seq);
-"""
-
-_COLUMNS = (
-    "seq, id, kind, params, stem, state, job_id, submits, error, files, quota, usage, "
-    "started_at, submitted_at, finished_at"
-)
-
-
-class InputChangedError(ValueError):
-    """Raise when the input no longer matches the batch recorded in the output folder."""
-
-    def __init__(self, changed: Sequence[str], removed: Sequence[str], total: int) -> None:
-        self.changed = tuple(changed)
-        self.removed = tuple(removed)
-        parts = []
-        if changed:
-            parts.append(f"{len(changed)} item(s) changed their request ({_show(changed)})")
-        if removed:
-            parts.append(f"{len(removed)} item(s) are no longer in the input ({_show(removed)})")
-        super().__init__(
-            "the input differs from the batch already in this folder: "
-            + "; ".join(parts)
-            + f" (of {total} recorded). Use a new output folder, or --force to redo the "
-            "changed items and forget the removed ones."
-        )
-
-
-def _show(ids: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(repr(i) for i in ids[:limit])
-    return shown + (f", and {len(ids) - limit} more" if len(ids) > limit else "")
-
-
-@attrs.frozen
-class SyncReport:
-    """What comparing the input with the journal found."""
-
-    total: int
-    added: int
-    changed: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    #: the input file's hash differs from the last run's (None: no hash to compare)
-    file_changed: bool | None = None
-
-
-@attrs.frozen
-class ItemRow:
-    """One item as the journal holds it."""
-
-    seq: int
-    id: str
-    kind: str
-    params: dict[str, Any]
-    stem: str
-    state: str
-    job_id: str | None = None
-    submits: int = 0
-    error: str | None = None
-    files: tuple[str, ...] = ()
-    quota: int | None = None
-    usage: dict[str, Any] | None = None
-    started_at: float | None = None
-    submitted_at: float | None = None
-    finished_at: float | None = None
-
-    @property
-    def request(self) -> BatchRequest:
-        """Return the request this row records."""
-        return BatchRequest(self.id, self.kind, self.params)  # type: ignore[arg-type]
-
-    @classmethod
-    def from_db(cls, row: Sequence[Any]) -> ItemRow:
-        return cls(
-            seq=row[0],
-            id=row[1],
-            kind=row[2],
-            params=json.loads(row[3]),
-            stem=row[4],
-            state=row[5],
-            job_id=row[6],
-            submits=row[7],
-            error=row[8],
-            files=tuple(json.loads(row[9])) if row[9] else (),
-            quota=row[10],
-            usage=json.loads(row[11]) if row[11] else None,
-            started_at=row[12],
-            submitted_at=row[13],
-            finished_at=row[14],
-        )
-
-
-_Op = tuple[str, tuple[Any, ...]]
-_Queued = tuple[_Op, bool, "asyncio.Future[None] | None"]
+def _clean(text: str | None) -> str | None:
+    # What a server said (an error, a job id it made up) may quote the API key.
+    return None if text is None else redact(text)
 
 
 class Journal:
@@ -194,28 +77,40 @@ class Journal:
     def __init__(self, path: Path, *, durable: bool = True) -> None:
         self.path = path
         self.durable = durable
+        self._sync_mode = "NORMAL"
+        self._commits = GroupCommit(self._apply, name=str(path), durable=durable)
+        self._closed = False
         self._conn = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=30.0
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
-        self._sync_mode = "NORMAL"
-        self._pending: list[_Queued] = []
-        self._busy = False
-        self._flushing: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._closed = False
-        with self._transaction():
-            row = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                self._conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise ValueError(
-                    f"{path} was written by another version of ttapi_async "
-                    f"(journal schema {row[0]}, this one reads {SCHEMA_VERSION})"
-                )
+        try:
+            self._setup()
+        except BaseException:
+            # A journal that cannot be used must not leave its connection open behind it.
+            self._conn.close()
+            raise
+
+    def _setup(self) -> None:
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+            with self._transaction():
+                row = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if row is None:
+                    self._conn.execute(
+                        "INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise JournalCorruptError(
+                f"{self.path} is not a journal this version can read ({exc}): move it away "
+                "to start over (items it recorded may be paid again), or use another folder"
+            ) from None
+        if str(row[0] if row else SCHEMA_VERSION) != str(SCHEMA_VERSION):
+            raise JournalCorruptError(
+                f"{self.path} was written by another version of ttapi_async "
+                f"(journal schema {row[0]}, this one reads {SCHEMA_VERSION})"
+            )
 
     @classmethod
     def open(cls, out_dir: str | Path, *, durable: bool = True) -> Journal:
@@ -371,9 +266,13 @@ class Journal:
             out[state] = n
         return out
 
+    def item_count(self) -> int:
+        """Return how many items the journal records."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
     def get(self, item_id: str) -> ItemRow | None:
         """Return one item, or None."""
-        row = self._conn.execute(f"SELECT {_COLUMNS} FROM items WHERE id=?", (item_id,)).fetchone()
+        row = self._conn.execute(f"SELECT {COLUMNS} FROM items WHERE id=?", (item_id,)).fetchone()
         return None if row is None else ItemRow.from_db(row)
 
     def rows(self, states: Sequence[str] | None = None, *, chunk: int = 500) -> Iterator[ItemRow]:
@@ -396,7 +295,7 @@ class Journal:
             where += f" AND state IN ({','.join('?' * len(states))})"
             args.extend(states)
         cur = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM items WHERE {where} ORDER BY seq LIMIT ?", (*args, chunk)
+            f"SELECT {COLUMNS} FROM items WHERE {where} ORDER BY seq LIMIT ?", (*args, chunk)
         )
         return [ItemRow.from_db(r) for r in cur]
 
@@ -406,100 +305,59 @@ class Journal:
         """Return up to ``chunk`` items in ``states`` after input position ``after``."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._worker(), self._fetch_chunk, tuple(states), after, chunk
+            self._commits.worker(), self._fetch_chunk, tuple(states), after, chunk
         )
 
-    def _worker(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="ttapi-journal"
-            )
-        return self._executor
+    async def aget(self, item_id: str) -> ItemRow | None:
+        """Return ``get(item_id)``, read on the journal's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._commits.worker(), self.get, item_id)
+
+    async def acounts(self) -> dict[str, int]:
+        """Return ``counts()``, read on the journal's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._commits.worker(), self.counts)
 
     async def _write(
         self, sql: str, args: tuple[Any, ...], *, wait: bool, sync: bool = False
-    ) -> None:
-        """Queue one write; wait for its commit only with ``wait``; fsync it with ``sync``.
+    ) -> int:
+        """Queue one write; wait for its commit only with ``wait``; fsync it with ``sync``."""
+        return await self._commits.write((sql, args), wait=wait, sync=sync)
 
-        Awaited writes (a request about to leave, a job id, an unknown outcome) are
-        committed as soon as the journal's thread is free, together with everything
-        queued meanwhile (group commit: one fsync for all of them). The others ride along,
-        or commit within ``LAZY_COMMIT`` seconds: a crash loses at most that much of
-        "done" marks, which a re-run repairs by polling those jobs again.
+    def _apply(self, ops: list[Op], durable: bool) -> list[int]:
+        """Commit ``ops`` in one transaction (on the journal's thread); return their rowcounts.
+
+        The one place a write reaches the disk: its failures become ``JournalWriteError``.
         """
-        if self._closed:
-            raise RuntimeError("the journal is closed")
-        loop = asyncio.get_running_loop()
-        if not wait:
-            self._pending.append(((sql, args), False, None))
-            if self._timer is None and not self._busy:
-                self._timer = loop.call_later(LAZY_COMMIT, self._start_flush)
-            return
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append(((sql, args), sync and self.durable, future))
-        if not self._busy:
-            self._start_flush()
-        await future
+        try:
+            mode = "FULL" if durable else "NORMAL"
+            if mode != self._sync_mode:
+                self._conn.execute(f"PRAGMA synchronous={mode}")
+                self._sync_mode = mode
+            with self._transaction() as conn:
+                return [conn.execute(sql, args).rowcount for sql, args in ops]
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalWriteError.of(exc, self.path) from exc
 
-    def _start_flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._busy or not self._pending or self._closed:
-            return
-        batch, self._pending = self._pending, []
-        ops = [op for op, _, _ in batch]
-        durable = any(d for _, d, _ in batch)
-        self._busy = True
-        loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(self._worker(), self._apply, ops, durable)
-        self._flushing = done
-        done.add_done_callback(lambda f: self._flushed(batch, f))
-
-    def _flushed(self, batch: list[_Queued], done: asyncio.Future[None]) -> None:
-        self._busy = False
-        self._flushing = None
-        exc = None if done.cancelled() else done.exception()
-        for _, _, future in batch:
-            if future is None or future.done():
-                continue
-            if done.cancelled():
-                future.cancel()
-            elif exc is not None:
-                future.set_exception(exc)
-            else:
-                future.set_result(None)
-        if any(future is not None for _, _, future in self._pending):
-            self._start_flush()
-        elif self._pending and self._timer is None and not self._closed:
-            self._timer = asyncio.get_running_loop().call_later(LAZY_COMMIT, self._start_flush)
-
-    def _apply(self, ops: list[_Op], durable: bool) -> None:
-        mode = "FULL" if durable else "NORMAL"
-        if mode != self._sync_mode:
-            self._conn.execute(f"PRAGMA synchronous={mode}")
-            self._sync_mode = mode
-        with self._transaction() as conn:
-            for sql, args in ops:
-                conn.execute(sql, args)
-
-    async def mark_submitting(self, item_id: str) -> None:
-        """Record, durably, that a request for this item is about to be sent."""
+    async def mark_submitting(self, item_id: str) -> bool:
+        """Claim a pending item, durably, before its request is sent; return False when it
+        is no longer pending (another writer claimed it): then nothing may be sent."""
         now = time.time()
-        await self._write(
+        claimed = await self._write(
             "UPDATE items SET state='submitting', submits=submits+1, error=NULL, "
-            "started_at=COALESCE(started_at, ?), updated_at=? WHERE id=?",
+            "started_at=COALESCE(started_at, ?), updated_at=? WHERE id=? AND state='pending'",
             (now, now, item_id),
             wait=True,
             sync=True,
         )
+        return claimed == 1
 
     async def mark_submitted(self, item_id: str, job_id: str) -> None:
         """Record, durably, the job id the service gave this item."""
         now = time.time()
         await self._write(
             "UPDATE items SET state='submitted', job_id=?, submitted_at=?, updated_at=? WHERE id=?",
-            (job_id, now, now, item_id),
+            (_clean(job_id), now, now, item_id),
             wait=True,
             sync=True,
         )
@@ -508,7 +366,7 @@ class Journal:
         """Record that the service refused the request before doing anything."""
         await self._write(
             "UPDATE items SET state='pending', error=?, updated_at=? WHERE id=?",
-            (error, time.time(), item_id),
+            (_clean(error), time.time(), item_id),
             wait=True,
         )
 
@@ -541,7 +399,7 @@ class Journal:
         now = time.time()
         await self._write(
             "UPDATE items SET state='failed', error=?, finished_at=?, updated_at=? WHERE id=?",
-            (error, now, now, item_id),
+            (_clean(error), now, now, item_id),
             wait=False,
         )
 
@@ -550,7 +408,7 @@ class Journal:
         now = time.time()
         await self._write(
             "UPDATE items SET state='unknown', error=?, finished_at=?, updated_at=? WHERE id=?",
-            (error, now, now, item_id),
+            (_clean(error), now, now, item_id),
             wait=True,
             sync=True,
         )
@@ -559,45 +417,34 @@ class Journal:
         """Record a problem without changing the state (a job still running at a deadline)."""
         await self._write(
             "UPDATE items SET error=?, updated_at=? WHERE id=?",
-            (error, time.time(), item_id),
+            (_clean(error), time.time(), item_id),
             wait=False,
         )
 
     async def drain(self) -> None:
-        """Commit every write made so far."""
-        while self._pending or self._flushing is not None:
-            if self._flushing is None:
-                self._start_flush()
-            flushing = self._flushing
-            if flushing is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(flushing)
+        """Commit every write made so far; raise ``JournalWriteError`` if that fails."""
+        await self._commits.drain()
 
     async def aclose(self) -> None:
         """Commit what is pending and close the database."""
-        await self.drain()
-        self.close()
+        try:
+            await self.drain()
+        finally:
+            self.close()
 
     def close(self) -> None:
-        """Commit what is queued and close the database."""
+        """Commit what is queued (best effort) and close the database."""
         if self._closed:
             return
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
         # What is still queued (unawaited marks) is committed here, on this thread.
-        batch, self._pending = self._pending, []
-        if batch:
-            with contextlib.suppress(sqlite3.Error):
-                self._apply([op for op, _, _ in batch], any(d for _, d, _ in batch))
-        for _, _, future in batch:
-            if future is not None and not future.done():
-                future.cancel()
-        self._conn.close()
+        ops, durable = self._commits.close()
+        try:
+            if ops:
+                with contextlib.suppress(JournalWriteError):
+                    self._apply(ops, durable)
+        finally:
+            self._conn.close()
 
     def __enter__(self) -> Journal:
         return self

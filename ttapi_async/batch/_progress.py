@@ -12,7 +12,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import IO, Any
 
-from ._runner import BatchOutcome, BatchStats
+from .._redact import redact
+from ._outcome import BatchOutcome, BatchStats
 
 __all__ = ["JsonEvents", "RichProgress", "summary_lines", "summary_record"]
 
@@ -25,6 +26,7 @@ def summary_record(stats: BatchStats) -> dict[str, Any]:
         "done": stats.done,
         "failed": stats.failed,
         "unknown": stats.unknown,
+        "still_submitted": stats.still_submitted,
         "not_run": stats.remaining,
         "resumed": stats.resumed,
         "submit_requests": stats.submit_requests,
@@ -34,6 +36,8 @@ def summary_record(stats: BatchStats) -> dict[str, Any]:
         "wall_seconds": round(stats.wall, 3),
         "interrupted": stats.interrupted,
         "stopped_reason": stats.stopped_reason,
+        "claimed_elsewhere": stats.claimed_elsewhere,
+        "unrecorded_jobs": dict(stats.unrecorded),
     }
 
 
@@ -42,6 +46,7 @@ def summary_lines(stats: BatchStats, out_dir: str) -> list[str]:
     rate = stats.finished_items / stats.wall if stats.wall > 0 else 0.0
     lines = [
         f"{stats.done} done, {stats.failed} failed, {stats.unknown} unknown"
+        + (f", {stats.still_submitted} still running" if stats.still_submitted else "")
         + (f", {stats.already_done} done before" if stats.already_done else "")
         + (f", {stats.remaining} not run" if stats.remaining else "")
         + f" of {stats.total} in {stats.wall:.1f}s ({rate:.1f}/s)",
@@ -60,6 +65,22 @@ def summary_lines(stats: BatchStats, out_dir: str) -> list[str]:
         lines.append(f"stopped: {stats.stopped_reason}")
     elif stats.interrupted:
         lines.append("interrupted: run the same command again to resume")
+    if stats.still_submitted:
+        lines.append(
+            f"{stats.still_submitted} submitted job(s) are still running at the service "
+            "(already paid): run the same command again to collect them; they are not "
+            "submitted again"
+        )
+    if stats.unrecorded:
+        shown = ", ".join(f"{k}={v}" for k, v in list(stats.unrecorded.items())[:5])
+        more = len(stats.unrecorded) - 5
+        lines.append(
+            f"{len(stats.unrecorded)} accepted job(s) could not be written to the journal "
+            f"(item=job id: {shown}{f', and {more} more' if more > 0 else ''}); "
+            "'ttapi fetch JOB_ID --wait' saves one"
+        )
+    if stats.claimed_elsewhere:
+        lines.append(f"{stats.claimed_elsewhere} item(s) were claimed by another writer")
     if stats.unknown:
         lines.append(
             "unknown items may have been submitted (and billed); "
@@ -67,7 +88,7 @@ def summary_lines(stats: BatchStats, out_dir: str) -> list[str]:
         )
     if stats.failed:
         lines.append("--retry-failed retries the failed items; see manifest.jsonl for reasons")
-    return lines
+    return [redact(line) for line in lines]
 
 
 class JsonEvents:
@@ -79,7 +100,7 @@ class JsonEvents:
     def emit(self, event: str, **fields: Any) -> None:
         """Write one event and flush it."""
         record = {"event": event, **fields}
-        self.out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self.out.write(redact(json.dumps(record, ensure_ascii=False, default=str)) + "\n")
         self.out.flush()
 
     def item(self, outcome: BatchOutcome) -> None:
@@ -139,7 +160,7 @@ class RichProgress:
         """Print one item that did not end done above the bar (ids and errors as plain text)."""
         from rich.text import Text
 
-        line = Text.assemble((outcome.state, "red"), f" {outcome.id}: {outcome.error}")
+        line = Text.assemble((outcome.state, "red"), redact(f" {outcome.id}: {outcome.error}"))
         self.console.print(line, highlight=False)
 
     def refresh(self) -> None:

@@ -1,4 +1,8 @@
-"""The batch runner: submit within the adaptive limit, journal every step, write as results land."""
+"""The batch runner: submit within the adaptive limit, journal every step, write as results land.
+
+What an error means for an item is decided in ``_policy``; how an item's ending is
+recorded, in ``_outcome``. This module only moves items through their stages.
+"""
 
 from __future__ import annotations
 
@@ -10,37 +14,23 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 import attrs
 
-from .._errors import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APIStatusError,
-    AuthenticationError,
-    InsufficientQuotaError,
-    InvalidRequestError,
-    JobFailedError,
-    JobTimeoutError,
-    NotFoundError,
-    PermissionDeniedError,
-    QueueFullError,
-    RateLimitError,
-    TTAPIError,
-)
-from .._retry import is_testing, retry_after_of, should_retry
+from .._errors import InvalidRequestError
+from .._redact import redact
+from .._retry import is_testing, retry_after_of
+from ._errors import JournalWriteError
+from ._folder import FolderLock, refuse_unjournaled
+from ._gallery import GalleryWriter
 from ._input import FAMILY_OF, JOB_KINDS, BatchRequest
-from ._journal import (
-    DONE,
-    PENDING,
-    SUBMITTED,
-    ItemRow,
-    Journal,
-    SyncReport,
-)
+from ._journal import Journal
 from ._limiter import AdaptiveLimiter, Slot
-from ._outputs import Manifest, manifest_line, save_b64, save_url
+from ._outcome import BatchOutcome, BatchStats, Endings, OutcomeState
+from ._outputs import Manifest, save_b64, save_url
+from ._policy import Action, Stage, decide, disk_full, explain
+from ._states import DONE, PENDING, SUBMITTED, ItemRow, SyncReport
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
@@ -49,69 +39,8 @@ __all__ = ["BatchOutcome", "BatchRunner", "BatchStats", "OutcomeState", "run_bat
 
 T = TypeVar("T")
 
-OutcomeState = Literal["done", "failed", "unknown"]
-
 #: Refusals (429/499) one item may meet before it is given up as failed.
 MAX_REFUSALS: Final = 200
-
-_FATAL = (AuthenticationError, PermissionDeniedError, InsufficientQuotaError)
-
-
-@attrs.frozen
-class BatchOutcome:
-    """How one item ended in this run: paths on disk, never image bytes."""
-
-    id: str
-    kind: str
-    state: OutcomeState
-    files: tuple[Path, ...] = ()
-    job_id: str | None = None
-    quota: int | None = None
-    usage: dict[str, Any] | None = None
-    error: str | None = None
-    seconds: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Return True when the item's images are on disk."""
-        return self.state == DONE
-
-
-@attrs.define
-class BatchStats:
-    """Live counters of a run (read them for a progress display)."""
-
-    total: int = 0
-    already_done: int = 0
-    done: int = 0
-    failed: int = 0
-    unknown: int = 0
-    in_flight: int = 0
-    submit_requests: int = 0
-    refused: int = 0
-    resumed: int = 0
-    quota: int = 0
-    tokens: int = 0
-    started: float = attrs.field(factory=time.monotonic)
-    finished: float | None = None
-    interrupted: bool = False
-    stopped_reason: str | None = None
-    report: SyncReport | None = None
-
-    @property
-    def finished_items(self) -> int:
-        """Return the items that reached an end this run."""
-        return self.done + self.failed + self.unknown
-
-    @property
-    def remaining(self) -> int:
-        """Return the items not done and not ended this run."""
-        return max(0, self.total - self.already_done - self.finished_items)
-
-    @property
-    def wall(self) -> float:
-        """Return the seconds the run has taken."""
-        return (self.finished or time.monotonic()) - self.started
 
 
 class _Stopped(Exception):
@@ -147,6 +76,9 @@ class BatchRunner:
     switch, like every backoff).
     """
 
+    #: The journal class (a test can give one whose writes fail).
+    journal_type: ClassVar[type[Journal]] = Journal
+
     def __init__(
         self,
         client: AsyncTTAPI,
@@ -178,7 +110,8 @@ class BatchRunner:
         self.stats = BatchStats()
         self.limiters: dict[str, AdaptiveLimiter] = {}
         self._journal: Journal | None = None
-        self._manifest: Manifest | None = None
+        self._lock = FolderLock(self.out_dir)
+        self._endings: Endings | None = None
         self._outcomes: asyncio.Queue[BatchOutcome | None] | None = None
         self._stop: asyncio.Future[None] | None = None
         self._stopping = False
@@ -187,7 +120,8 @@ class BatchRunner:
         self._retry_state: dict[str, _Retry] = {}
         self._wakeup = asyncio.Event()
         self._takes_max_retries: dict[Any, bool] = {}
-        self._started: dict[str, float] = {}
+        #: job ids the service gave that the journal could not record (written at the end)
+        self._unrecorded: dict[str, str] = {}
         self._decode_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # --- control -----------------------------------------------------------------------------
@@ -195,7 +129,7 @@ class BatchRunner:
     def stop(self, reason: str | None = None) -> None:
         """Stop submitting; let requests in flight answer, stop waiting for jobs."""
         if reason and self.stats.stopped_reason is None:
-            self.stats.stopped_reason = reason
+            self.stats.stopped_reason = redact(reason)
         if self._stopping:
             return
         self._stopping = True
@@ -227,20 +161,30 @@ class BatchRunner:
     # --- the run -----------------------------------------------------------------------------
 
     def plan(self, requests: Iterable[BatchRequest], *, file_hash: str | None = None) -> SyncReport:
-        """Open the journal and record the input (raise ``InputChangedError`` on a mismatch).
+        """Lock the folder, open the journal and record the input.
 
-        ``file_hash`` is the input file's ``file_fingerprint``, if the requests came from
-        one: the report then also tells whether the file changed since the last run.
+        Raise ``FolderLockedError`` when another run holds the folder,
+        ``UnjournaledOutputError`` when it holds images but no journal (unless ``force``),
+        ``JournalCorruptError`` when the journal cannot be read, ``InputChangedError`` on
+        a changed input. ``file_hash`` is the input file's ``file_fingerprint``, if the
+        requests came from one: the report then also tells whether the file changed.
         """
-        journal = Journal.open(self.out_dir, durable=self.durable)
+        self._lock.acquire()
         try:
-            report = journal.sync_input(requests, force=self.force, file_hash=file_hash)
-            journal.recover()
-            journal.requeue(failed=self.retry_failed, unknown=self.resubmit_unknown)
+            journal = self.journal_type.open(self.out_dir, durable=self.durable)
+            try:
+                if not self.force:
+                    refuse_unjournaled(self.out_dir, journal)
+                report = journal.sync_input(requests, force=self.force, file_hash=file_hash)
+                journal.recover()
+                journal.requeue(failed=self.retry_failed, unknown=self.resubmit_unknown)
+                counts = journal.counts()
+            except BaseException:
+                journal.close()
+                raise
         except BaseException:
-            journal.close()
+            self._lock.release()
             raise
-        counts = journal.counts()
         self.stats.total = sum(counts.values())
         self.stats.already_done = counts[DONE]
         self.stats.report = report
@@ -264,7 +208,11 @@ class BatchRunner:
         if self._stopping:
             self._stop.set_result(None)
         self.stats.started = time.monotonic()
-        main = asyncio.create_task(self._main())
+        try:
+            main = asyncio.create_task(self._main())
+        except BaseException:
+            self._close_journal()
+            raise
         try:
             while True:
                 outcome = await queue.get()
@@ -278,11 +226,17 @@ class BatchRunner:
                 main.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await main
+            elif not main.cancelled():
+                main.exception()  # seen: a KeyboardInterrupt in it surfaces where it was raised
 
     async def _main(self) -> None:
         assert self._journal is not None and self._outcomes is not None
         journal = self._journal
-        self._manifest = Manifest(self.out_dir)
+        manifest = Manifest(self.out_dir)
+        self._endings = Endings(
+            journal, manifest, self.stats, self.out_dir, on_write_error=self._write_failed
+        )
+        gallery = self._endings.gallery = GalleryWriter(self.out_dir)
         try:
             await self._resume_submitted()
             await self._produce()
@@ -294,16 +248,51 @@ class BatchRunner:
                     for task in tuple(self._tasks):
                         task.cancel()
                     await asyncio.gather(*self._tasks, return_exceptions=True)
-                await journal.drain()
-                self._manifest.compact(journal)
+                await self._settle_journal(journal)
+                with contextlib.suppress(OSError):
+                    manifest.compact(journal)
+                with contextlib.suppress(OSError, ValueError):
+                    await gallery.aclose()
             finally:
-                self._manifest.close()
-                journal.close()
+                manifest.close()
+                self._close_journal()
                 if self._decode_pool is not None:
                     self._decode_pool.shutdown(wait=True)
                     self._decode_pool = None
                 self.stats.finished = time.monotonic()
                 self._outcomes.put_nowait(None)
+
+    async def _settle_journal(self, journal: Journal) -> None:
+        """Commit everything; record the job ids a failed commit left out, if it can now."""
+        for item_id, job_id in tuple(self._unrecorded.items()):
+            with contextlib.suppress(JournalWriteError):
+                await journal.mark_submitted(item_id, job_id)
+                del self._unrecorded[item_id]
+        try:
+            await journal.drain()
+            self.stats.still_submitted = (await journal.acounts())[SUBMITTED]
+        except JournalWriteError as exc:
+            self._write_failed(exc)
+        self.stats.unrecorded = dict(self._unrecorded)
+
+    def close(self) -> None:
+        """Close the journal and let the folder go: for a ``plan()`` not followed by ``run()``."""
+        self._close_journal()
+
+    def _close_journal(self) -> None:
+        try:
+            if self._journal is not None:
+                self._journal.close()
+        finally:
+            self._lock.release()
+
+    def _write_failed(self, exc: Exception) -> None:
+        """A journal commit or a file write failed: stop before paying for what can't be kept."""
+        if isinstance(exc, JournalWriteError) or disk_full(exc):
+            self._stop_for(exc)
+
+    def _stop_for(self, exc: BaseException) -> None:
+        self.stop(f"{'disk full: ' if disk_full(exc) else ''}{type(exc).__name__}: {exc}")
 
     async def _resume_submitted(self) -> None:
         assert self._journal is not None
@@ -372,6 +361,9 @@ class BatchRunner:
             self._tasks.discard(t)
             self.stats.in_flight = len(self._tasks)
             self._wakeup.set()
+            if not t.cancelled() and (exc := t.exception()) is not None:
+                # Only a failure to record an ending gets here: stop rather than guess.
+                self._stop_for(exc)
 
         task.add_done_callback(done)
 
@@ -388,12 +380,14 @@ class BatchRunner:
             await task
         raise _Stopped
 
-    # --- one item ----------------------------------------------------------------------------
+    # --- one item ---------------------------------------------------------------------------
 
     async def _item(self, row: ItemRow, slot: Slot) -> None:
         limiter = self.limiter(FAMILY_OF[row.kind])
         try:
             outcome = await self._attempt(row, slot, limiter)
+        except Exception as exc:  # one item's surprise must not kill the run
+            outcome = await self._crashed(row, exc)
         finally:
             limiter.release(slot)
         if outcome is not None:
@@ -402,10 +396,17 @@ class BatchRunner:
     async def _attempt(
         self, row: ItemRow, slot: Slot, limiter: AdaptiveLimiter
     ) -> BatchOutcome | None:
-        assert self._journal is not None
+        assert self._journal is not None and self._endings is not None
         journal = self._journal
-        await journal.mark_submitting(row.id)
-        self._started.setdefault(row.id, time.time())
+        try:
+            claimed = await journal.mark_submitting(row.id)
+        except JournalWriteError as exc:
+            self._write_failed(exc)  # nothing was sent: the item stays pending
+            return None
+        if not claimed:
+            self.stats.claimed_elsewhere += 1  # another writer of this journal has it
+            return None
+        self._endings.started(row.id)
         self.stats.submit_requests += 1
         try:
             answer = await self._call(row)
@@ -415,19 +416,35 @@ class BatchRunner:
                     journal.mark_unknown(row.id, "abandoned while the request was in flight")
                 )
             raise
-        except (RateLimitError, QueueFullError) as exc:
-            self.stats.refused += 1
-            limiter.refused(slot, retry_after_of(exc), queue_full=isinstance(exc, QueueFullError))
-            return await self._again(row, exc, refusal=True)
-        except TTAPIError as exc:
-            return await self._settle_error(row, exc)
+        except Exception as exc:  # the policy says what each one means
+            return await self._submit_failed(row, exc, slot, limiter)
         limiter.accepted(slot)
-        if row.kind in JOB_KINDS:
-            job_id = str(answer.id)
+        if row.kind not in JOB_KINDS:
+            limiter.release(slot)  # a synchronous answer frees its slot now
+            return await self._finish_images(row, answer)
+        job_id = str(answer.id)
+        try:
             await journal.mark_submitted(row.id, job_id)
-            return await self._finish_job(row, answer, job_id, slot)
-        limiter.release(slot)  # a synchronous answer frees its slot now
-        return await self._finish_images(row, answer)
+        except JournalWriteError as exc:
+            self._unrecorded[row.id] = job_id
+            self._write_failed(exc)
+            with contextlib.suppress(Exception):
+                answer.cancel()  # stop watching here; the service keeps running it
+            reason = f"job {job_id} accepted but not recorded: {exc}"
+            return self._endings.record(row, "unknown", job_id=job_id, error=reason)
+        return await self._finish_job(row, answer, job_id, slot)
+
+    async def _crashed(self, row: ItemRow, exc: Exception) -> BatchOutcome:
+        """End an item that raised where nothing expected it: keep a recorded job, else unknown."""
+        assert self._endings is not None
+        self._write_failed(exc)
+        reason = f"unexpected {type(exc).__name__}: {exc}"
+        current = await self._journal.aget(row.id) if self._journal is not None else None
+        if current is not None and current.state == SUBMITTED and current.job_id:
+            return await self._endings.keep(row, reason, job_id=current.job_id)
+        if current is not None and current.state == PENDING:
+            return self._endings.record(row, "unknown", error=reason)  # nothing left here
+        return await self._endings.unknown(row, reason)
 
     async def _resume(self, row: ItemRow, slot: Slot) -> None:
         limiter = self.limiter(FAMILY_OF[row.kind])
@@ -437,6 +454,8 @@ class BatchRunner:
             model = row.params.get("model") if row.kind == "gpt" else None
             job = getattr(self.client, row.kind).resume(row.job_id, age=age, model=model)
             outcome = await self._finish_job(row, job, row.job_id, slot)
+        except Exception as exc:  # one item's surprise must not kill the run
+            outcome = await self._crashed(row, exc)
         finally:
             limiter.release(slot)
         if outcome is not None:
@@ -458,11 +477,11 @@ class BatchRunner:
         if self._takes(method, "max_retries"):
             params.setdefault("max_retries", 0)
         try:
-            return await method(**params)
+            call = method(**params)
         except TypeError as exc:
-            if "argument" not in str(exc):
-                raise
+            # Raised while binding the arguments, before anything could be sent.
             raise InvalidRequestError(f"{row.kind}: {exc}") from None
+        return await call
 
     def _takes(self, method: Callable[..., Any], name: str) -> bool:
         key = getattr(method, "__func__", method)
@@ -478,9 +497,33 @@ class BatchRunner:
             self._takes_max_retries[key] = known
         return known
 
-    async def _again(self, row: ItemRow, exc: TTAPIError, *, refusal: bool) -> BatchOutcome | None:
+    async def _submit_failed(
+        self, row: ItemRow, exc: Exception, slot: Slot, limiter: AdaptiveLimiter
+    ) -> BatchOutcome | None:
+        """Act on what the policy says a failed submission means."""
+        assert self._journal is not None and self._endings is not None
+        verdict = decide(Stage.SUBMIT, exc)
+        reason = explain(Stage.SUBMIT, exc, verdict, None)
+        if verdict.stop:
+            self._stop_for(exc)
+        if verdict.action is Action.REFUSED:
+            self.stats.refused += 1
+            queue_full = getattr(exc, "status_code", None) == 499
+            limiter.refused(slot, retry_after_of(exc), queue_full=queue_full)
+            return await self._again(row, reason, refusal=True)
+        if verdict.action is Action.RETRY:
+            return await self._again(row, reason, refusal=False)
+        if verdict.action is Action.HOLD:
+            with contextlib.suppress(JournalWriteError):
+                await self._journal.mark_pending(row.id, reason)
+            return None
+        if verdict.action is Action.FAIL:
+            return await self._endings.fail(row, reason)
+        return await self._endings.unknown(row, reason)
+
+    async def _again(self, row: ItemRow, reason: str, *, refusal: bool) -> BatchOutcome | None:
         """Put an item that certainly was not acted on back in line (or give it up)."""
-        assert self._journal is not None
+        assert self._journal is not None and self._endings is not None
         state = self._retry_state.get(row.id)
         if state is None:
             state = self._retry_state[row.id] = _Retry(row)
@@ -490,52 +533,26 @@ class BatchRunner:
         else:
             state.attempts += 1
             give_up = state.attempts >= self.max_attempts
-        reason = f"{type(exc).__name__}: {exc}"
         if give_up:
             tries = state.refusals if refusal else state.attempts
             what = "refusals" if refusal else "attempts"
-            return await self._fail(row, f"gave up after {tries} {what}; last: {reason}")
-        await self._journal.mark_pending(row.id, reason)
+            return await self._endings.fail(row, f"gave up after {tries} {what}; last: {reason}")
+        try:
+            await self._journal.mark_pending(row.id, reason)
+        except JournalWriteError as exc:
+            self._write_failed(exc)
+            return None
         delay = 0.0 if refusal or is_testing() else self.client.retry_policy.backoff(state.attempts)
         state.not_before = time.monotonic() + delay
         self._retries.append(state)
         self._wakeup.set()
         return None
 
-    async def _settle_error(self, row: ItemRow, exc: TTAPIError) -> BatchOutcome | None:
-        """Decide what a failed submission means: retry, unknown, failed, or stop the run."""
-        reason = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, InvalidRequestError):
-            return await self._fail(row, reason)
-        if isinstance(exc, APIConnectionError):
-            if exc.possibly_submitted:
-                return await self._unknown(row, reason)
-            return await self._again(row, exc, refusal=False)
-        if isinstance(exc, APIStatusError):
-            if should_retry(exc, idempotent=False):
-                return await self._again(row, exc, refusal=False)
-            if exc.status_code >= 500:
-                # A 502/504 or a bare 500 may come after the service took the work.
-                return await self._unknown(row, reason)
-            if isinstance(exc, _FATAL):
-                self.stop(reason)
-                await self._journal_pending(row, reason)
-                return None
-            return await self._fail(row, reason)
-        if isinstance(exc, APIResponseValidationError):
-            # An answer came but could not be read: the work may exist.
-            return await self._unknown(row, reason)
-        return await self._fail(row, reason)
-
-    async def _journal_pending(self, row: ItemRow, reason: str) -> None:
-        assert self._journal is not None
-        await self._journal.mark_pending(row.id, reason)
-
     async def _finish_job(
         self, row: ItemRow, job: Any, job_id: str, slot: Slot
     ) -> BatchOutcome | None:
-        assert self._journal is not None
-        journal = self._journal
+        assert self._endings is not None
+        endings = self._endings
         try:
             try:
                 result = await self._until_stopped(job)
@@ -547,46 +564,35 @@ class BatchRunner:
             with contextlib.suppress(Exception):
                 job.cancel()  # stop watching here; the service keeps running it
             return None  # stays "submitted": the next run resumes it
-        except JobFailedError as exc:
-            status = getattr(exc, "status", None)
-            if status is not None and getattr(status, "failed", False):
-                return await self._fail(row, f"job failed: {exc.message}", job_id=job_id)
-            if isinstance(exc.__cause__, NotFoundError):
-                # Expired, or submitted to another server (a --fake run's jobs end with it).
-                reason = f"the service does not know job {job_id} (expired?)"
-                return await self._fail(row, reason, job_id=job_id)
-            # Watching stopped (client closed...): the job may still succeed; resume later.
-            await journal.note(row.id, str(exc))
-            return self._outcome(row, "failed", job_id=job_id, error=str(exc))
-        except JobTimeoutError as exc:
-            reason = f"{exc.message}; still submitted, re-run to keep watching it"
-            await journal.note(row.id, reason)
-            return self._outcome(row, "failed", job_id=job_id, error=reason)
-        except TTAPIError as exc:
-            if isinstance(exc, _FATAL):
-                self.stop(f"{type(exc).__name__}: {exc}")
-                return None
-            if isinstance(exc, NotFoundError):
-                reason = f"the service does not know job {job_id} (expired?)"
-                return await self._fail(row, reason, job_id=job_id)
-            reason = f"{type(exc).__name__}: {exc}; still submitted, re-run to keep watching it"
-            await journal.note(row.id, reason)
-            return self._outcome(row, "failed", job_id=job_id, error=reason)
+        except Exception as exc:  # the policy says what each one means
+            return await self._job_ended(row, Stage.WATCH, exc, job_id)
         try:
             path = await self._until_stopped(
                 save_url(result, result.image_url, self.out_dir, row.stem, 0, 1)
             )
         except _Stopped:
             return None
-        except (TTAPIError, OSError) as exc:
-            reason = f"download failed: {exc}; still submitted, re-run to fetch it again"
-            await journal.note(row.id, reason)
-            return self._outcome(row, "failed", job_id=job_id, error=reason)
+        except Exception as exc:  # the policy says what each one means
+            return await self._job_ended(row, Stage.SAVE_JOB, exc, job_id)
         quota = int(getattr(result, "quota", 0) or 0)
         self.stats.quota += quota
-        return await self._done(row, [path], quota=quota, usage=None, job_id=job_id)
+        return await endings.done(row, [path], quota=quota, usage=None, job_id=job_id)
+
+    async def _job_ended(
+        self, row: ItemRow, stage: Stage, exc: Exception, job_id: str
+    ) -> BatchOutcome:
+        """Act on what the policy says a failed watch or save of a recorded job means."""
+        assert self._endings is not None
+        verdict = decide(stage, exc)
+        reason = explain(stage, exc, verdict, job_id)
+        if verdict.stop:
+            self._stop_for(exc)
+        if verdict.action is Action.FAIL:
+            return await self._endings.fail(row, reason, job_id=job_id)
+        return await self._endings.keep(row, reason, job_id=job_id)
 
     async def _finish_images(self, row: ItemRow, response: Any) -> BatchOutcome | None:
+        assert self._endings is not None
         images = list(response.data)
         count = len(images)
         fmt = getattr(response, "output_format", None) or row.params.get("output_format")
@@ -609,77 +615,20 @@ class BatchRunner:
                     paths.append(
                         await save_url(image, image.url, self.out_dir, row.stem, index, count)
                     )
-        except (TTAPIError, OSError) as exc:
-            # Paid for, but not saved: sending it again would be charged again.
-            return await self._unknown(row, f"answer received but not saved: {exc}")
+        except Exception as exc:  # paid for but not saved, whatever the error
+            verdict = decide(Stage.SAVE_ANSWER, exc)
+            if verdict.stop:
+                self._stop_for(exc)
+            return await self._endings.unknown(row, explain(Stage.SAVE_ANSWER, exc, verdict, None))
         finally:
             del images
         if not paths:
-            return await self._unknown(row, "the answer holds no image")
+            return await self._endings.unknown(row, "the answer holds no image")
         usage = None
         if response.usage is not None:
             usage = attrs.asdict(response.usage)
             self.stats.tokens += int(usage.get("total_tokens") or 0)
-        return await self._done(row, paths, quota=None, usage=usage, job_id=None)
-
-    # --- endings -----------------------------------------------------------------------------
-
-    async def _done(
-        self,
-        row: ItemRow,
-        paths: list[Path],
-        *,
-        quota: int | None,
-        usage: dict[str, Any] | None,
-        job_id: str | None,
-    ) -> BatchOutcome:
-        assert self._journal is not None
-        files = [str(p.relative_to(self.out_dir)) for p in paths]
-        await self._journal.mark_done(row.id, files=files, quota=quota, usage=usage)
-        self.stats.done += 1
-        return self._record(
-            row, "done", files=tuple(paths), job_id=job_id, quota=quota, usage=usage
-        )
-
-    async def _fail(self, row: ItemRow, reason: str, *, job_id: str | None = None) -> BatchOutcome:
-        assert self._journal is not None
-        await self._journal.mark_failed(row.id, reason)
-        self.stats.failed += 1
-        return self._record(row, "failed", job_id=job_id, error=reason)
-
-    async def _unknown(self, row: ItemRow, reason: str) -> BatchOutcome:
-        assert self._journal is not None
-        await self._journal.mark_unknown(row.id, reason)
-        self.stats.unknown += 1
-        return self._record(row, "unknown", error=reason)
-
-    def _outcome(self, row: ItemRow, state: OutcomeState, **kw: Any) -> BatchOutcome:
-        if state == "failed":
-            self.stats.failed += 1
-        return self._record(row, state, **kw)
-
-    def _record(self, row: ItemRow, state: OutcomeState, **kw: Any) -> BatchOutcome:
-        self._retry_state.pop(row.id, None)
-        outcome = BatchOutcome(id=row.id, kind=row.kind, state=state, **kw)
-        started = self._started.pop(row.id, None)
-        now = time.time()
-        if started is not None:
-            outcome = attrs.evolve(outcome, seconds=round(now - started, 3))
-        if self._manifest is not None:
-            line = manifest_line(row, self.out_dir)
-            line.update(
-                state=state,
-                job_id=outcome.job_id or row.job_id,
-                files=[str(p.relative_to(self.out_dir)) for p in outcome.files],
-                quota=outcome.quota,
-                usage=outcome.usage,
-                error=outcome.error,
-                started_at=started or row.started_at,
-                finished_at=now,
-                seconds=outcome.seconds,
-            )
-            self._manifest.append(line)
-        return outcome
+        return await self._endings.done(row, paths, quota=None, usage=usage, job_id=None)
 
     def _decoder(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._decode_pool is None:
@@ -689,6 +638,7 @@ class BatchRunner:
         return self._decode_pool
 
     def _emit(self, outcome: BatchOutcome) -> None:
+        self._retry_state.pop(outcome.id, None)
         if self._outcomes is not None:
             self._outcomes.put_nowait(outcome)
 

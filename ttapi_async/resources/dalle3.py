@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._client import NOT_GIVEN, NotGiven
 from .._models import ImagesResponse, bind, structure
 from .._params import validate_dalle3
 from .._response import maybe_unwrap
+from .._types import NOT_GIVEN, NotGiven
 from ._base import Resource, compact
+from ._checks import check_extra_body
 
 __all__ = ["Dalle3"]
 
@@ -31,6 +32,7 @@ class Dalle3(Resource):
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -42,10 +44,13 @@ class Dalle3(Resource):
         body = compact(prompt=prompt, size=size, quality=quality, style=style, n=n, model=model)
         if self._validating(validate):
             validate_dalle3(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
         client = self._client
-        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        options = self._options(
+            timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
+        )
         payload, status, headers = await client._send(
             "POST", PATH, json_body=body, idempotent=False, options=options
         )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._client import NOT_GIVEN, NotGiven, RequestOptions
 from .._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -17,10 +17,21 @@ from .._errors import (
 )
 from .._models import ImagesResponse, ImageStreamEvent, bind, excerpt, structure
 from .._params import validate_edit, validate_edit_json, validate_generate
+from .._reading import sse_events
 from .._response import maybe_unwrap
-from .._sse import iter_sse
-from .._uploads import ImageInput, build_form, is_reference, prepare_upload, reference
+from .._sse import ServerSentEvent
+from .._translation import Translating
+from .._types import NOT_GIVEN, NotGiven, RequestOptions
+from .._uploads import (
+    ImageInput,
+    build_form,
+    is_reference,
+    prepare_upload,
+    reads_files,
+    reference,
+)
 from ._base import Resource, compact
+from ._checks import check_extra_body
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI, FormFactory
@@ -49,20 +60,32 @@ class Images(Resource):
         response_format: str | None = None,
         style: str | None = None,
         user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
     ) -> ImagesResponse:
         """Generate images from a prompt.
 
-        ``model`` left out lets the service choose (its older documents say dall-e-2).
-        Parameters are checked against the model's rules first (``validate=False`` skips
-        that, to reach a model or value the service added later); ``extra_body`` adds
-        fields as they are.
+        Pass ``model``: left out, the service chooses, and only what no model takes is
+        refused here. Parameters are checked against the model's rules first
+        (``validate=False`` skips that, to reach a model or value the service added later);
+        ``extra_body`` adds fields as they are. ``stream=False`` and ``partial_images`` are
+        sent as given (without streaming they change nothing); for ``stream=True`` use
+        ``images.stream``.
         """
+        if stream is True:
+            raise InvalidRequestError(
+                "stream=True is not for images.generate, which returns one ImagesResponse; "
+                "use images.stream(...) to iterate the events",
+                param="stream",
+                value=True,
+            )
         # compact(...) written out: this is the hot path, and the keyword call plus the
         # comprehension cost three times these tests. Same fields, same order.
         body: dict[str, Any] = {}
@@ -90,18 +113,30 @@ class Images(Resource):
             body["style"] = style
         if user is not None:
             body["user"] = user
+        if stream is not None:
+            body["stream"] = stream
+        if partial_images is not None:
+            body["partial_images"] = partial_images
         client = self._client
         if client.validate if validate is None else validate:
             validate_generate(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
         options = (
             None  # what _options() returns for these, without the call
             if timeout is NOT_GIVEN
+            and idle_timeout is NOT_GIVEN
             and max_retries is NOT_GIVEN
             and retry_possibly_submitted is NOT_GIVEN
             and not extra_headers
-            else self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+            else self._options(
+                timeout,
+                max_retries,
+                retry_possibly_submitted,
+                extra_headers,
+                idle_timeout=idle_timeout,
+            )
         )
         # _post_images() written out: one coroutine less per call.
         payload, status, headers = await client._send(
@@ -126,6 +161,7 @@ class Images(Resource):
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
     ) -> ImageStream:
@@ -151,9 +187,12 @@ class Images(Resource):
         )
         if self._validating(validate):
             validate_generate(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
-        options = self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
+        options = self._options(
+            timeout, max_retries, NOT_GIVEN, extra_headers, idle_timeout=idle_timeout
+        )
         return ImageStream(self._client, GENERATIONS, json_body=body, options=options)
 
     async def edit(
@@ -167,6 +206,7 @@ class Images(Resource):
         size: str | None = None,
         quality: str | None = None,
         background: str | None = None,
+        moderation: str | None = None,
         input_fidelity: str | None = None,
         output_compression: int | None = None,
         output_format: str | None = None,
@@ -175,6 +215,7 @@ class Images(Resource):
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -184,7 +225,8 @@ class Images(Resource):
         ``image`` is one input or a list: paths, bytes, binary files or
         ``(filename, bytes[, mime])`` tuples go as multipart, exactly as the OpenAI SDK
         sends them; ``https://`` URLs or ``{"image_url"|"file_id": ...}`` go as the JSON
-        form. ``mask`` is a PNG whose transparent pixels mark where to edit.
+        form. ``mask`` is a PNG whose transparent pixels mark where to edit. ``moderation``
+        belongs to the JSON form (OpenAI's multipart form has no such field).
         """
         fields = compact(
             prompt=prompt,
@@ -193,14 +235,23 @@ class Images(Resource):
             size=size,
             quality=quality,
             background=background,
+            moderation=moderation,
             input_fidelity=input_fidelity,
             output_compression=output_compression,
             output_format=output_format,
             response_format=response_format,
             user=user,
         )
-        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
-        json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
+        options = self._options(
+            timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
+        )
+        if reads_files([*_as_list(image), mask]):
+            # A file's read may stall (a network file system): never on the event loop.
+            json_body, form = await asyncio.to_thread(
+                self._edit_body, fields, image, mask, validate, extra_body
+            )
+        else:
+            json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
         return await self._post_images(EDITS, json_body=json_body, form=form, options=options)
 
     def stream_edit(
@@ -215,6 +266,7 @@ class Images(Resource):
         size: str | None = None,
         quality: str | None = None,
         background: str | None = None,
+        moderation: str | None = None,
         input_fidelity: str | None = None,
         output_compression: int | None = None,
         output_format: str | None = None,
@@ -222,6 +274,7 @@ class Images(Resource):
         extra_body: Mapping[str, Any] | None = None,
         validate: bool | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
     ) -> ImageStream:
@@ -233,6 +286,7 @@ class Images(Resource):
             size=size,
             quality=quality,
             background=background,
+            moderation=moderation,
             input_fidelity=input_fidelity,
             output_compression=output_compression,
             output_format=output_format,
@@ -240,7 +294,9 @@ class Images(Resource):
             stream=True,
             partial_images=partial_images,
         )
-        options = self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
+        options = self._options(
+            timeout, max_retries, NOT_GIVEN, extra_headers, idle_timeout=idle_timeout
+        )
         json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
         return ImageStream(self._client, EDITS, json_body=json_body, form=form, options=options)
 
@@ -266,7 +322,8 @@ class Images(Resource):
                 body["mask"] = reference(mask, param="mask")
             if checking:
                 validate_edit_json(body)
-            if extra_body:
+            if extra_body is not None:
+                check_extra_body(extra_body)
                 body.update(extra_body)
             return body, None
         if any(is_reference(i) for i in images) or is_reference(mask):
@@ -280,7 +337,8 @@ class Images(Resource):
             validate_edit(
                 fields, [u.info for u in uploads], mask_upload.info if mask_upload else None
             )
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             fields.update(extra_body)
         # A factory, not a FormData: aiohttp consumes a form when it sends it, so every retry
         # must build its own.
@@ -378,9 +436,12 @@ class ImageStream:
                         options=self._options,
                     )
                 )
-                self._events = self._parse(resp.content.iter_any())
+                idle = self._client._idle_timeout(self._options)
+                self._events = self._parse(
+                    sse_events(resp, idle=idle, method="POST", path=self._path)
+                )
             # Reading happens here, outside _stream's frame: translate aiohttp's errors too.
-            with self._client._translate("POST", self._path):
+            with Translating("POST", self._path, self._client.base_url):
                 return await self._events.__anext__()
         except BaseException:
             await self.aclose()
@@ -394,15 +455,17 @@ class ImageStream:
             await events.aclose()
         await self._stack.aclose()
 
-    async def _parse(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[ImageStreamEvent]:
+    async def _parse(
+        self, events: AsyncIterator[ServerSentEvent]
+    ) -> AsyncIterator[ImageStreamEvent]:
         redact = self._client._redact
         completed = False
-        async for sse in iter_sse(chunks):
+        async for sse in events:
             if sse.data.strip() == "[DONE]":
                 return
             try:
                 payload = json.loads(sse.data)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # 100,000 "[" is a RecursionError
                 raise APIResponseValidationError(
                     "stream event is not valid JSON", excerpt=excerpt(sse.data, redact=redact)
                 ) from exc

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from .._client import NOT_GIVEN, NotGiven, RequestOptions
 from .._errors import APIResponseValidationError, InvalidRequestError
 from .._job import Job
 from .._models import JobResult, JobStatus, bind, converter, excerpt, structure, with_job_id
 from .._params import validate_4o_job, validate_gpt_job
 from .._response import envelope_failure, unwrap_envelope
+from .._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._base import Resource, compact
+from ._checks import check_deadline, check_extra_body
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
@@ -86,6 +87,7 @@ class JobResource(Resource):
         job_id: str,
         *,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
     ) -> JobStatus:
@@ -96,15 +98,20 @@ class JobResource(Resource):
         envelope and no job) raises.
         """
         return await self._fetch(
-            job_id, self._options(timeout, max_retries, NOT_GIVEN, extra_headers)
+            job_id,
+            self._options(
+                timeout, max_retries, NOT_GIVEN, extra_headers, idle_timeout=idle_timeout
+            ),
         )
 
     async def _poll(self, job_id: str) -> JobStatus:
         return await self._fetch(job_id, _POLL_OPTIONS)
 
     async def _fetch(self, job_id: str, options: RequestOptions | None) -> JobStatus:
-        if not job_id:
-            raise InvalidRequestError("job_id: must not be empty", param="jobId", value=job_id)
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidRequestError(
+                "job_id: must be a non-empty str", param="jobId", value=job_id
+            )
         client = self._client
         payload, status, headers = await client._send(
             "POST",
@@ -117,7 +124,7 @@ class JobResource(Resource):
             raise APIResponseValidationError(
                 "expected a job status ({status, jobId, data})",
                 status_code=status,
-                excerpt=client._redact(excerpt(payload)),
+                excerpt=excerpt(payload, redact=client._redact),
             )
         names_job = "jobId" in payload or "job_id" in payload
         if not names_job:
@@ -127,6 +134,9 @@ class JobResource(Resource):
                     payload, status_code=status, headers=headers, redact=client._redact
                 )
             payload = {**payload, "jobId": job_id}
+        # A job's message may echo the key (a FAILED "invalid key ..."): the status, which
+        # job.status, updates() and JobFailedError.status show, is built from a clean copy.
+        payload = client._redact.value(payload)
         return structure(payload, JobStatus, status_code=status, redact=client._redact)
 
     async def _submit(
@@ -145,9 +155,11 @@ class JobResource(Resource):
                     "hook=True and hook_url are exclusive: pass one", param="hookUrl"
                 )
             body["hookUrl"] = self._client.watcher.hook_url()
+        check_deadline(deadline)  # used after the paid POST: checked before it
         if self._validating(validate):
             self.family.validate(body)
-        if extra_body:
+        if extra_body is not None:
+            check_extra_body(extra_body)
             body.update(extra_body)
         client = self._client
         payload, status, headers = await client._send(
@@ -171,8 +183,11 @@ class JobResource(Resource):
         comes when jobs like it usually finish, else at once. ``deadline`` (seconds from
         now) overrides the watcher's.
         """
-        if not job_id:
-            raise InvalidRequestError("job_id: must not be empty", param="jobId", value=job_id)
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidRequestError(
+                "job_id: must be a non-empty str", param="jobId", value=job_id
+            )
+        check_deadline(deadline)
         return self._watch(job_id, self._key(model), age, deadline)
 
     def _key(self, model: object) -> str:
@@ -212,6 +227,7 @@ class GPT4o(JobResource):
         validate: bool | None = None,
         deadline: float | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -227,7 +243,9 @@ class GPT4o(JobResource):
             referImages=list(refer_images) if refer_images is not None else None,
             hookUrl=hook_url,
         )
-        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        options = self._options(
+            timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
+        )
         return await self._submit(
             body,
             hook=hook,
@@ -248,6 +266,7 @@ class GPT4o(JobResource):
         validate: bool | None = None,
         deadline: float | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -262,6 +281,7 @@ class GPT4o(JobResource):
             validate=validate,
             deadline=deadline,
             timeout=timeout,
+            idle_timeout=idle_timeout,
             max_retries=max_retries,
             retry_possibly_submitted=retry_possibly_submitted,
             extra_headers=extra_headers,
@@ -288,6 +308,7 @@ class GPT(JobResource):
         validate: bool | None = None,
         deadline: float | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -306,7 +327,9 @@ class GPT(JobResource):
             referImages=list(refer_images) if refer_images is not None else None,
             hookUrl=hook_url,
         )
-        options = self._options(timeout, max_retries, retry_possibly_submitted, extra_headers)
+        options = self._options(
+            timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
+        )
         return await self._submit(
             body,
             hook=hook,
@@ -330,6 +353,7 @@ class GPT(JobResource):
         validate: bool | None = None,
         deadline: float | None = None,
         timeout: float | NotGiven | None = NOT_GIVEN,
+        idle_timeout: float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
@@ -347,6 +371,7 @@ class GPT(JobResource):
             validate=validate,
             deadline=deadline,
             timeout=timeout,
+            idle_timeout=idle_timeout,
             max_retries=max_retries,
             retry_possibly_submitted=retry_possibly_submitted,
             extra_headers=extra_headers,

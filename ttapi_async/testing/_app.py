@@ -10,6 +10,7 @@ in ``_admin``, answers and their writing in ``_wire``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -44,12 +45,20 @@ if TYPE_CHECKING:
 
 __all__ = ["FakeApp"]
 
+logger = logging.getLogger("ttapi_async.testing")
+
+# OpenAI's words for a request with no key at all (its code is null there).
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization "
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+
 Handler = Callable[[Ctx], Awaitable[Answer]]
 Parser = Callable[[web.Request], Awaitable[Parsed]]
 
 
 class FakeApp:
-    """Serve the whole API.md contract for one ``FakeTTAPI``."""
+    """Serve the whole contract (docs/contract.md) for one ``FakeTTAPI``."""
 
     def __init__(self, fake: FakeTTAPI) -> None:
         self.fake = fake
@@ -57,6 +66,7 @@ class FakeApp:
         self.images = ImagesAPI(fake)
         self.jobs = JobsAPI(fake)
         self.admin = AdminRoutes(fake)
+        self._methods: dict[str, set[str]] | None = None
         self._routes()
 
     @property
@@ -93,14 +103,45 @@ class FakeApp:
 
         return serve
 
+    def _allowed(self, path: str) -> list[str]:
+        methods = self._methods
+        if methods is None:
+            methods = self._methods = {}
+            for route in self.app.router.routes():
+                canonical = route.resource.canonical if route.resource else None
+                if canonical and route.method != "*":
+                    methods.setdefault(canonical, set()).add(route.method)
+        return sorted(methods.get(path, ()))
+
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        method = request.method
         family = OPENAI if path.startswith("/v1/") else TTAPI
-        known = {r.resource.canonical for r in self.app.router.routes() if r.resource}
-        status = 405 if path in known else 404
-        answer = status_error(family, status)
+        allowed = self._allowed(path)
+        answer: Answer | None = None
+        if family == OPENAI:
+            # OpenAI checks the key before it looks at the path or the method.
+            try:
+                self._authenticate(Ctx(request, family))
+            except Reject as exc:
+                answer = exc.answer
+        if answer is None and allowed:
+            headers = {"Allow": ", ".join(allowed)}
+            if family == OPENAI:
+                message = f"Invalid method for URL ({method} {path})."
+                answer = openai_error(405, message, code="method_not_allowed", headers=headers)
+            else:
+                answer = status_error(family, 405, headers)
+        elif answer is None and family == OPENAI:
+            message = (
+                f"Unknown request URL: {method} {path}. Please check the URL for typos, "
+                "or see the docs at https://platform.openai.com/docs/api-reference/."
+            )
+            answer = openai_error(404, message, code="unknown_url")
+        elif answer is None:
+            answer = status_error(family, 404)
         if not path.startswith("/_fake/"):
-            self.state.log(request.method, path, {}, status, None)
+            self.state.log(method, path, {}, answer.status, None)
         return response(answer)
 
     # --- the pipeline -----------------------------------------------------------------
@@ -124,7 +165,13 @@ class FakeApp:
             fault = "status"
             answer = status_error(family, strike.status)
         else:
-            answer = await self._process(ctx, handler, parser)
+            try:
+                answer = await self._process(ctx, handler, parser)
+            except ConnectionResetError:
+                # The client hung up (a delay outlived its timeout): normal, so no traceback.
+                logger.debug("client hung up on %s %s", method, path)
+                state.log(method, path, ctx.logged(), 0, "delay" if strike.delay else None)
+                return web.Response()
         after = strike.after
         if after is not None:
             fault = after.kind
@@ -137,11 +184,15 @@ class FakeApp:
         if fault is None and strike.delay:
             fault = "delay"
         state.log(method, path, ctx.logged(), answer.status, fault)
-        if fault == "truncate":
-            return await write_truncated(request, answer)
-        if answer.chunks is not None:
-            interval = self.fake.stream_interval * self.fake.time_scale
-            return await write_stream(request, answer, interval)
+        try:
+            if fault == "truncate":
+                return await write_truncated(request, answer)
+            if answer.chunks is not None:
+                interval = self.fake.stream_interval * self.fake.time_scale
+                return await write_stream(request, answer, interval)
+        except ConnectionResetError:
+            logger.debug("client hung up during the answer to %s %s", method, path)
+            return web.Response()
         return response(answer)
 
     async def _process(self, ctx: Ctx, handler: Handler, parser: Parser) -> Answer:
@@ -156,11 +207,20 @@ class FakeApp:
         except Reject as exc:
             return exc.answer
         except InvalidRequestError as exc:
-            return self._invalid(ctx.family, exc.message, exc.param)
+            return self._invalid(ctx.family, exc.message, exc.param, _code(ctx, exc))
+        except ConnectionResetError:
+            raise
+        except Exception:
+            # A bug of the fake: answer and log it like any request rather than let
+            # aiohttp answer a bare text/plain 500 that no record counts.
+            logger.exception("FakeTTAPI failed on %s %s", ctx.request.method, ctx.request.path)
+            return status_error(ctx.family, 500)
 
-    def _invalid(self, family: str, message: str, param: str | None) -> Answer:
+    def _invalid(
+        self, family: str, message: str, param: str | None, code: str | None = None
+    ) -> Answer:
         if family == OPENAI:
-            return openai_error(400, message, param=param)
+            return openai_error(400, message, param=param, code=code)
         return envelope_error(self.fake.business_failure_status, message)
 
     def _authenticate(self, ctx: Ctx) -> None:
@@ -173,6 +233,8 @@ class FakeApp:
         fake = self.fake
         canonical = fake._keys.get(key) if key is not None else None
         if canonical is None:
+            if key is None and ctx.family == OPENAI:
+                raise Reject(openai_error(401, _NO_KEY))
             raise Reject(status_error(ctx.family, 401))
         if canonical in fake._blocked:
             raise Reject(status_error(ctx.family, 403))
@@ -201,3 +263,15 @@ class FakeApp:
                 # (read first by this client and by the OpenAI SDK) carries.
                 headers["retry-after-ms"] = str(max(1, round(wait * scale * 1000)))
             raise Reject(status_error(ctx.family, 429, headers))
+
+
+def _code(ctx: Ctx, exc: InvalidRequestError) -> str | None:
+    """Return the ``error.code`` OpenAI gives a refused parameter."""
+    param = exc.param
+    if param is None:
+        return None
+    if param not in ctx.params:
+        return "missing_required_parameter"
+    if "is not a parameter" in exc.message:
+        return "unknown_parameter"
+    return "invalid_value"

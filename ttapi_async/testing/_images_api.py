@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
+from .._capabilities import GPT_IMAGE_MODELS
 from .._params import (
     ImageFileInfo,
     validate_dalle3,
@@ -20,7 +22,7 @@ from ._wire import Answer, Ctx, json_answer
 
 __all__ = ["ImagesAPI"]
 
-_GPT_MODELS = frozenset({"gpt-image-2", "gpt-image-1.5", "gpt-image-1"})
+_GPT_MODELS = GPT_IMAGE_MODELS
 # Per 1024x1024 image, as OpenAI bills gpt-image-1; other sizes scale by area.
 _OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
 _IMAGE_INPUT_TOKENS = 323
@@ -89,12 +91,14 @@ class ImagesAPI(Steps):
         resolved_quality = params.get("quality") or "auto"
         if resolved_quality == "auto":
             resolved_quality = "high" if gpt else "standard"
+        stream = params.get("stream") is True
+        partials = [self._partials(params, spec) for spec in specs] if stream else [0] * n
         usage = None
         if gpt:
-            usage = self._usage(prompt, size, resolved_quality, n, input_images, params)
-        if params.get("stream") is True:
+            usage = self._usage(prompt, size, resolved_quality, input_images, n, sum(partials))
+        if stream:
             return await self._stream(
-                ctx, event_prefix, specs, created, usage, resolved_quality, transparent
+                event_prefix, specs, partials, created, usage, resolved_quality, transparent
             )
         response_format = "b64_json" if gpt else params.get("response_format") or "url"
         data = []
@@ -111,9 +115,29 @@ class ImagesAPI(Steps):
                 item["revised_prompt"] = _revise(prompt)
             data.append(item)
         body: dict[str, Any] = {"created": created, "data": data}
+        if gpt:
+            # GPT answers say what was made, as OpenAI's do (dall-e answers do not).
+            body["background"] = "transparent" if transparent else "opaque"
+            body["output_format"] = fmt
+            body["size"] = f"{size[0]}x{size[1]}"
+            body["quality"] = resolved_quality
         if usage is not None:
             body["usage"] = usage
         return json_answer(200, body)
+
+    def _partials(self, params: Mapping[str, Any], spec: ImageSpec) -> int:
+        """Return how many partial images to stream before ``spec`` completes.
+
+        The service may finish an image before all the partials asked for are made, so by
+        default the count varies (seeded by the fake's seed, the prompt and the image's
+        index: all of them half the time, fewer otherwise); ``stream_partials="exact"``
+        always sends them all.
+        """
+        asked = int(params.get("partial_images") or 0)
+        if asked <= 0 or self.fake.stream_partials == "exact":
+            return asked
+        rng = random.Random(f"{self.fake.seed}:{spec.prompt}:{spec.variant}:{asked}")
+        return asked if rng.random() < 0.5 else rng.randrange(asked)
 
     def _output_size(self, size: object, images: list[ImageFileInfo], gpt: bool) -> tuple[int, int]:
         if isinstance(size, str) and size != "auto":
@@ -133,36 +157,36 @@ class ImagesAPI(Steps):
         prompt: str,
         size: tuple[int, int],
         quality: str,
-        n: int,
         input_images: int,
-        params: Mapping[str, Any],
+        n: int,
+        partials: int,
     ) -> dict[str, Any]:
         per_image = _OUTPUT_TOKENS.get(quality, _OUTPUT_TOKENS["high"])
         output = round(per_image * size[0] * size[1] / (1024 * 1024)) * n
-        if params.get("stream") is True:
-            output += _PARTIAL_IMAGE_TOKENS * int(params.get("partial_images") or 0) * n
+        output += _PARTIAL_IMAGE_TOKENS * partials
         text = _text_tokens(prompt)
         image = _IMAGE_INPUT_TOKENS * input_images
         return {
             "input_tokens": text + image,
             "input_tokens_details": {"image_tokens": image, "text_tokens": text},
             "output_tokens": output,
+            # Every output token of an image model is an image token.
+            "output_tokens_details": {"image_tokens": output, "text_tokens": 0},
             "total_tokens": text + image + output,
         }
 
     async def _stream(
         self,
-        ctx: Ctx,
         prefix: str,
         specs: list[ImageSpec],
+        partials: list[int],
         created: int,
         usage: dict[str, Any] | None,
         quality: str,
         transparent: bool,
     ) -> Answer:
-        partials = int(ctx.params.get("partial_images") or 0)
         chunks: list[bytes] = []
-        for spec in specs:
+        for spec, count in zip(specs, partials, strict=True):
             common = {
                 "created_at": created,
                 "size": f"{spec.width}x{spec.height}",
@@ -170,7 +194,7 @@ class ImagesAPI(Steps):
                 "background": "transparent" if transparent else "opaque",
                 "output_format": spec.format,
             }
-            for index in range(partials):
+            for index in range(count):
                 partial = self.spec(
                     spec.prompt,
                     (spec.width, spec.height),

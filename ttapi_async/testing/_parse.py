@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .._params import ImageFileInfo
 from ._wire import BadBody
@@ -66,9 +67,18 @@ async def edit_body(request: web.Request) -> Parsed:
     if not is_form(request):
         return await json_body(request)
     try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError) as exc:
-        raise BadBody(f"Could not read the multipart body: {exc}") from None
+        return await _read_multipart(request)
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
+        # aiohttp raises these for a body that breaks the multipart framing (a missing
+        # boundary, a header line without a colon, a body cut short); UnicodeDecodeError
+        # (a text part that is not UTF-8) is a ValueError too.
+        reason = getattr(exc, "message", None) or str(exc)
+        reason = " ".join(str(reason).split())
+        raise BadBody(f"Could not parse multipart form: {reason}") from None
+
+
+async def _read_multipart(request: web.Request) -> Parsed:
+    reader = await request.multipart()
     params: dict[str, Any] = {}
     images: list[ImageFileInfo] = []
     mask: ImageFileInfo | None = None

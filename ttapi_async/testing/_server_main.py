@@ -83,6 +83,13 @@ def build_parser(prog: str = "python -m ttapi_async.testing") -> argparse.Argume
     option("--latency", "latency", Duration.parse, "added time of synchronous answers (DURATION)")
     option("--stream-interval", "stream_interval", float, "pause between SSE events")
     option(
+        "--stream-partials",
+        "stream_partials",
+        str,
+        "partial images streamed: varied (seeded, at most partial_images) or exact",
+        choices=("varied", "exact"),
+    )
+    option(
         "--job-duration",
         "job_duration",
         Duration.parse,

@@ -1,0 +1,406 @@
+"""The RedisCoordinator's connection, liveness (heartbeat, sweep, fencing) and outage handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import _scripts
+from ._fallback import Outbox, Settle, Submitted, fallback_for
+from ._keys import Keys, account_id, redact_url, scrub, webhook_secret, worker_name
+from ._listener import PushListener
+from ._local import KEEP_SETTLED, LocalCoordinator
+from ._records import parse_record
+from ._types import CoordinatorListener, Fallback, JobRecord, LimitSettings
+
+__all__ = ["DOWN", "RedisBase"]
+
+logger = logging.getLogger("ttapi_async.coordination")
+
+#: Redis trouble that means "unreachable": fall back, do not fail the caller.
+DOWN = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+
+
+class _Script:
+    """One Lua script, sent by SHA and loaded on the first NOSCRIPT."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, client: aioredis.Redis, key: str, args: Sequence[object]) -> Any:
+        try:
+            return await client.evalsha(self.sha, 1, key, *args)  # type: ignore[arg-type]
+        except NoScriptError:
+            return await client.eval(self.source, 1, key, *args)  # type: ignore[arg-type]
+
+
+_S = {name: _Script(getattr(_scripts, name)) for name in _scripts.__all__}
+
+
+class RedisBase:
+    """Connect, beat, sweep, listen, and fall back while Redis is unreachable."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "default",
+        limits: LimitSettings | None = None,
+        heartbeat: float = 2.0,
+        dead_after: float = 2.0,
+        lease_ttl: float | None = None,
+        keep: float = KEEP_SETTLED,
+        recheck: float = 1.0,
+        socket_timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if heartbeat <= 0 or dead_after < 1:
+            raise ValueError("heartbeat must be > 0 and dead_after >= 1 (periods)")
+        self._url = url
+        self._shown_url = redact_url(url)
+        self.namespace = namespace
+        Keys(namespace, "check")  # raise on a bad namespace now, not at open()
+        self.limits = limits or LimitSettings()
+        self.period = heartbeat
+        self._deadline_ms = round(heartbeat * dead_after * 1000)
+        # Leases outlive a dead owner long enough for a sweeper to move them (three beats).
+        self._lease_ms = round((lease_ttl or heartbeat * (dead_after + 8)) * 1000)
+        self._keep_ms = round(keep * 1000)
+        self._recheck = recheck
+        self._socket_timeout = socket_timeout
+        self._clock = clock
+        self._sleep = sleep
+        self._worker = worker_name()
+        self._keys: Keys | None = None
+        self._secret = b""
+        self._client: aioredis.Redis | None = None
+        self._push_client: aioredis.Redis
+        self._push: PushListener | None = None
+        self._beater: asyncio.Task[None] | None = None
+        self._listener: CoordinatorListener | None = None
+        self._pending: set[str] = set()
+        self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
+        self._known: dict[str, int] = {}
+        self._peers = 1
+        self._fallback: Fallback | None = None
+        self._local: LocalCoordinator | None = None
+        self._outbox = Outbox()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisCoordinator(url={self._shown_url!r}, namespace={self.namespace!r}, "
+            f"worker={self._worker!r}, fallback={self._fallback is not None})"
+        )
+
+    @property
+    def worker_id(self) -> str:
+        """Return this incarnation's worker id (a fenced worker takes a new one)."""
+        return self._worker
+
+    @property
+    def fallback(self) -> Fallback | None:
+        """Return the fallback in force while Redis is unreachable, else None."""
+        return self._fallback
+
+    @property
+    def keys(self) -> Keys:
+        """Return the key builder of the bound account (after ``open``)."""
+        if self._keys is None:
+            raise RuntimeError("open() the coordinator first")
+        return self._keys
+
+    async def open(self, api_key: str, listener: CoordinatorListener | None = None) -> None:
+        """Bind to the account, subscribe, beat once and start the heartbeat loop."""
+        if self._client is not None:
+            raise RuntimeError("this RedisCoordinator is already open")
+        self._keys = Keys(self.namespace, account_id(api_key))
+        self._secret = webhook_secret(api_key)
+        self._listener = listener
+        self._client = aioredis.Redis.from_url(
+            self._url,
+            decode_responses=True,
+            socket_timeout=self._socket_timeout,
+            socket_connect_timeout=self._socket_timeout,
+            retry=Retry(NoBackoff(), 1),
+        )
+        # Its own client without retries: redis-py would otherwise reconnect and resubscribe
+        # silently, and the pushes lost meanwhile would never be looked for.
+        self._push_client = aioredis.Redis.from_url(
+            self._url,
+            decode_responses=True,
+            socket_connect_timeout=self._socket_timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._push = PushListener(
+            self._push_client,
+            on_message=self._on_push,
+            on_up=self._resync_pending,
+            on_down=self._listener_down,
+        )
+        self._push.start(self._channels())
+        await self.heartbeat()
+        self._beater = asyncio.create_task(self._beat_loop(), name="ttapi-coordination-beat")
+
+    async def aclose(self) -> None:
+        """Stop the loops and close the connections; records and leases stay for the others."""
+        if self._beater is not None:
+            self._beater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beater
+            self._beater = None
+        if self._push is not None:
+            await self._push.aclose()
+            self._push = None
+            await self._push_client.aclose()
+        for task in list(self._tasks):
+            task.cancel()
+        for waiters in self._waiters.values():
+            for future in waiters:
+                future.cancel()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def wait_subscribed(self) -> None:
+        """Return once the pub/sub connection is subscribed (pushes from now on arrive)."""
+        assert self._push is not None
+        await self._push.up.wait()
+
+    async def heartbeat(self) -> None:
+        """Beat once (renewing this worker's leases); resync first if Redis just came back."""
+        try:
+            state, _, live = await self._run("HEARTBEAT", self._worker, self._lease_ms,
+                                             self._deadline_ms)  # fmt: skip
+        except DOWN:
+            return
+        if state == -1:
+            await self._fenced()
+            state, _, live = await self._run("HEARTBEAT", self._worker, self._lease_ms,
+                                             self._deadline_ms)  # fmt: skip
+        self._peers = max(1, int(live))
+        if self._fallback is not None:
+            await self._resync()
+
+    async def sweep(self) -> list[JobRecord]:
+        """Adopt the jobs of workers silent past the deadline; tell the listener, return them."""
+        if self._fallback is not None:
+            return []
+        try:
+            out = await self._run(
+                "SWEEP", self._worker, self._deadline_ms, self._lease_ms,
+                round(self.period * 900), self._keep_ms,
+            )  # fmt: skip
+        except DOWN:
+            return []
+        if not out or out[0] == -1:
+            return []
+        now = int(out[0]) / 1000
+        records = []
+        for i in range(1, len(out), 5):
+            job_id, kind, product, submitted_ms, dead = out[i : i + 5]
+            submitted = int(float(submitted_ms)) / 1000 if submitted_ms else now
+            records.append(JobRecord(job_id, self._worker, kind, product, submitted,
+                                     adopted_from=dead, read_at=now))  # fmt: skip
+            self._pending.add(job_id)
+        if records:
+            logger.info("adopted %d job(s) of dead worker(s)", len(records))
+            if self._listener is not None:
+                self._listener.jobs_adopted(records)
+        return records
+
+    async def get_record(self, job_id: str) -> JobRecord | None:
+        """Return the job's record from Redis (or this process's own, while Redis is down)."""
+        if self._fallback is None:
+            with contextlib.suppress(*DOWN):
+                fields = await self._redis().hgetall(self.keys("job", job_id))
+                return parse_record(job_id, fields)
+        return await self._local_().get_record(job_id)
+
+    async def server_time(self) -> float:
+        """Return Redis's clock (the one every lease and heartbeat is timed by), in seconds."""
+        seconds, micros = await self._redis().time()
+        offset = int(await self._redis().get(self.keys.clock) or 0)
+        return seconds + micros / 1e6 + offset / 1000
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            raise RuntimeError("open() the coordinator first")
+        return self._client
+
+    def _local_(self) -> LocalCoordinator:
+        if self._local is None:
+            self._local = LocalCoordinator(self.limits, clock=self._clock, sleep=self._sleep)
+        return self._local
+
+    def _channels(self) -> set[str]:
+        return {self.keys("wake", self._worker), self.keys("released")}
+
+    async def _run(self, name: str, *args: object) -> Any:
+        """Run one script; on an outage switch to the fallback and re-raise."""
+        try:
+            return await _S[name](self._redis(), self.keys.clock, (self.keys.prefix, *args))
+        except DOWN as exc:
+            self._down(exc)
+            raise
+
+    async def _beat_loop(self) -> None:
+        # Real time, not the injected ``sleep``: that one is for the waits callers asked for.
+        while True:
+            await asyncio.sleep(self.period)
+            await self.heartbeat()
+            await self.sweep()
+
+    async def _fenced(self, keep: Sequence[str] = ()) -> None:
+        """This worker was declared dead: its jobs belong to an adopter; go on as a new worker."""
+        lost = sorted(self._pending - set(keep))
+        self._pending.intersection_update(keep)
+        old, self._worker = self._worker, worker_name()
+        logger.warning("worker %s was declared dead; %d job(s) lost to an adopter", old, len(lost))
+        if self._push is not None:
+            self._push.set_channels(self._channels())
+        if lost and self._listener is not None:
+            self._listener.jobs_lost(lost)
+
+    def _down(self, exc: BaseException) -> None:
+        if self._fallback is not None:
+            return
+        reason = scrub(f"{type(exc).__name__}: {exc}", self._url)
+        fallback, settings = fallback_for(reason, self.limits, self._known, self._peers)
+        self._local = LocalCoordinator(settings, clock=self._clock, sleep=self._sleep)
+        self._fallback = fallback
+        logger.warning(
+            "worker %s: Redis at %s unreachable (%s): polling every job, local limits %s "
+            "until it returns",
+            self._worker, self._shown_url, reason, dict(fallback.local_limits),
+        )  # fmt: skip
+        for product in list(self._waiters):
+            self._wake_all(product)
+        if self._listener is not None:
+            self._listener.fallback_started(fallback)
+
+    def _listener_down(self, exc: BaseException) -> None:
+        # A pub/sub connection can fail on its own (a stale pooled socket after a restart):
+        # only an outage that the main connection confirms starts the fallback.
+        task = asyncio.get_running_loop().create_task(self._probe(exc))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _probe(self, exc: BaseException) -> None:
+        try:
+            await self._redis().ping()
+        except DOWN:
+            self._down(exc)
+
+    async def _resync(self) -> None:
+        """Redis is back: replay what it missed, re-read pending records, leave the fallback."""
+        if not await self._replay():
+            return
+        await self._resync_pending()
+        self._fallback = None
+        self._local = None
+        logger.info("Redis at %s reachable again: shared limits and pushes resumed",
+                    self._shown_url)  # fmt: skip
+        if self._listener is not None:
+            self._listener.resynced()
+
+    async def _replay(self) -> bool:
+        """Send the outbox in order (each entry is idempotent); False if Redis failed again."""
+        done = 0
+        try:
+            for entry in self._outbox.entries:
+                if isinstance(entry, Submitted):
+                    member = entry.lease.token if entry.lease and entry.lease.shared else ""
+                    cap = self.limits.cap_of(entry.product) if entry.product else 1
+                    await self._run(
+                        "SUBMITTED", self._worker, entry.job_id, entry.kind, entry.product,
+                        member, round((self._clock() - entry.at) * 1000), self._keep_ms,
+                        self._lease_ms, cap, self.limits.initial, self.limits.grow_every,
+                    )  # fmt: skip
+                elif isinstance(entry, Settle):
+                    await self._run("SETTLE", self._worker, entry.job_id, entry.status,
+                                    entry.answer, self._keep_ms)  # fmt: skip
+                else:
+                    await self._run("RELEASE", self._worker, entry.lease.product,
+                                    entry.lease.token)  # fmt: skip
+                done += 1
+        except DOWN:
+            return False
+        finally:
+            self._outbox.done(done)
+        return True
+
+    async def _resync_pending(self) -> None:
+        """Re-read the records of this worker's pending jobs: pushes missed meanwhile are lost."""
+        if not self._pending:
+            return
+        pipe = self._redis().pipeline(transaction=False)
+        jobs = sorted(self._pending)
+        for job_id in jobs:
+            pipe.hgetall(self.keys("job", job_id))
+        try:
+            replies = await pipe.execute()
+        except DOWN as exc:
+            self._down(exc)
+            raise
+        lost = []
+        for job_id, fields in zip(jobs, replies, strict=True):
+            record = parse_record(job_id, fields)
+            if record is None:
+                continue
+            if record.settled:
+                self._deliver(record)
+            elif record.owner and record.owner != self._worker:
+                lost.append(job_id)
+        if lost:
+            self._pending.difference_update(lost)
+            if self._listener is not None:
+                self._listener.jobs_lost(lost)
+
+    def _on_push(self, channel: str, data: str) -> None:
+        if channel.endswith(":released"):
+            self._wake_one(data)
+        elif data in self._pending:
+            task = asyncio.get_running_loop().create_task(self._read_woken(data))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _read_woken(self, job_id: str) -> None:
+        record = await self.get_record(job_id)
+        if record is not None and record.settled:
+            self._deliver(record)
+
+    def _deliver(self, record: JobRecord) -> None:
+        if record.job_id not in self._pending:
+            return
+        self._pending.discard(record.job_id)
+        if self._listener is not None:
+            self._listener.job_settled(record)
+
+    def _wake_one(self, product: str) -> None:
+        for future in self._waiters.get(product, ()):
+            if not future.done():
+                future.set_result(None)
+                return
+
+    def _wake_all(self, product: str) -> None:
+        for future in self._waiters.get(product, ()):
+            if not future.done():
+                future.set_result(None)

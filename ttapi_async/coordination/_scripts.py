@@ -1,0 +1,315 @@
+"""The Lua scripts: every read-decide-write on shared state is one script, so it is atomic.
+
+Each script gets ``KEYS[1]`` (the namespace's clock-offset key, absent outside tests) and
+``ARGV[1]`` (the namespace's key prefix). Time is Redis's own (``TIME``), never a
+machine's: machines' clocks disagree, one server's does not. Keys a script derives share
+the prefix's hash tag, so they all live in one cluster slot.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACQUIRE",
+    "HEARTBEAT",
+    "PAUSE",
+    "RATE",
+    "REFUSED",
+    "RELEASE",
+    "RELEASE_CLAIM",
+    "SETTLE",
+    "SUBMITTED",
+    "SWEEP",
+]
+
+_HEADER = """
+local P = ARGV[1]
+local function k(...) return P .. table.concat({...}, ':') end
+local function now_ms()
+  local t = redis.call('TIME')
+  local offset = tonumber(redis.call('GET', KEYS[1]) or '0')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + offset
+end
+local function limit_of(product, initial)
+  local h = k('limit', product)
+  if redis.call('EXISTS', h) == 0 then
+    redis.call('HSET', h, 'limit', initial, 'slow', 1, 'epoch', 0, 'credit', 0, 'accepted', 0)
+  end
+  return h
+end
+local function current(h, cap, minimum)
+  local limit = tonumber(redis.call('HGET', h, 'limit'))
+  return math.max(minimum, math.min(cap, math.floor(limit)))
+end
+-- Unbound leases (taken, submit not answered yet) start with '~'; bound ones are job ids.
+local function drop(product, member)
+  local owners = k('lease-owner', product)
+  local owner = redis.call('HGET', owners, member)
+  if redis.call('ZREM', k('leases', product), member) == 0 then return 0 end
+  redis.call('HDEL', owners, member)
+  if owner then redis.call('SREM', k('wleases', owner), product .. '|' .. member) end
+  if string.sub(member, 1, 1) ~= '~' then
+    redis.call('HINCRBY', k('limit', product), 'accepted', -1)
+  end
+  return 1
+end
+local function reap(product, now)
+  local gone = redis.call('ZRANGEBYSCORE', k('leases', product), '-inf', now)
+  for _, member in ipairs(gone) do drop(product, member) end
+end
+local function hold(product, member, owner, expiry)
+  redis.call('ZADD', k('leases', product), expiry, member)
+  redis.call('HSET', k('lease-owner', product), member, owner)
+  redis.call('SADD', k('wleases', owner), product .. '|' .. member)
+end
+"""
+
+#: ARGV: P, me, product, member, ttl_ms, cap, initial, minimum -> {ok, wait_ms, epoch, current}
+ACQUIRE = (
+    _HEADER
+    + """
+local me, product, member = ARGV[2], ARGV[3], ARGV[4]
+local ttl, cap, initial, minimum = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local now = now_ms()
+reap(product, now)
+local h = limit_of(product, initial)
+local epoch = tonumber(redis.call('HGET', h, 'epoch'))
+local cur = current(h, cap, minimum)
+local pause = tonumber(redis.call('GET', k('pause')) or '0')
+if pause > now then return {0, pause - now, epoch, cur} end
+if redis.call('ZCARD', k('leases', product)) >= cur then return {0, -1, epoch, cur} end
+hold(product, member, me, now + ttl)
+return {1, 0, epoch, cur}
+"""
+)
+
+#: ARGV: P, me, product, member -> 1 if this worker held it and it is now free
+RELEASE = (
+    _HEADER
+    + """
+local me, product, member = ARGV[2], ARGV[3], ARGV[4]
+if redis.call('HGET', k('lease-owner', product), member) ~= me then return 0 end
+drop(product, member)
+redis.call('PUBLISH', k('released'), product)
+return 1
+"""
+)
+
+#: ARGV: P, me, product, member, epoch, retry_ms, queue_full, decrease, cap, initial, minimum
+REFUSED = (
+    _HEADER
+    + """
+local me, product, member, epoch = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local retry, queue_full, decrease = tonumber(ARGV[6]), ARGV[7] == '1', tonumber(ARGV[8])
+local cap, initial, minimum = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+local now = now_ms()
+if retry > 0 then
+  local until_ms = math.max(tonumber(redis.call('GET', k('pause')) or '0'), now + retry)
+  redis.call('SET', k('pause'), until_ms, 'PX', math.ceil(until_ms - now) + 1)
+end
+local h = limit_of(product, initial)
+if tonumber(redis.call('HGET', h, 'epoch')) == epoch then
+  redis.call('HINCRBY', h, 'epoch', 1)
+  redis.call('HSET', h, 'slow', 0, 'credit', 0)
+  local base = tonumber(redis.call('HGET', h, 'limit'))
+  if queue_full then
+    -- a 499 says the service holds as many jobs as it allows: the accepted ones
+    local accepted = math.max(tonumber(redis.call('HGET', h, 'accepted')), 1)
+    base = math.min(base, accepted)
+  end
+  redis.call('HSET', h, 'limit', tostring(math.max(minimum, base * decrease)))
+end
+if redis.call('HGET', k('lease-owner', product), member) == me then drop(product, member) end
+redis.call('PUBLISH', k('released'), product)
+return current(h, cap, minimum)
+"""
+)
+
+#: ARGV: P, me, job, kind, product, member, age_ms, keep_ms, ttl_ms, cap, initial, grow_every
+#: -> {1, now} recorded, {0, now} already recorded, {-1, now} this worker is fenced
+SUBMITTED = (
+    _HEADER
+    + """
+local me, job, kind, product, member = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local age, keep, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local cap, initial, grow_every = tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12])
+local now = now_ms()
+if redis.call('ZSCORE', k('dead'), me) then return {-1, now} end
+local rec = k('job', job)
+if product ~= '' and member ~= '' then
+  if redis.call('HGET', k('lease-owner', product), member) == me then drop(product, member) end
+end
+if redis.call('EXISTS', rec) == 1 then return {0, now} end
+redis.call('HSET', rec, 'owner', me, 'kind', kind, 'product', product,
+  'submitted_ms', now - age, 'status', 'pending')
+redis.call('PEXPIRE', rec, keep)
+redis.call('SADD', k('owned', me), job)
+-- an owner must be visible to the sweeper, even before its first beat
+redis.call('ZADD', k('workers'), 'NX', now, me)
+if product ~= '' then
+  -- the service accepted it: it counts against the limit until it ends, however it ends
+  hold(product, job, me, now + ttl)
+  redis.call('HSET', rec, 'leased', 1)
+  local h = limit_of(product, initial)
+  redis.call('HINCRBY', h, 'accepted', 1)
+  local limit = tonumber(redis.call('HGET', h, 'limit'))
+  if limit < cap then
+    if redis.call('HGET', h, 'slow') == '1' then
+      limit = limit + 1
+    elseif redis.call('HINCRBY', h, 'credit', 1) >= grow_every then
+      redis.call('HSET', h, 'credit', 0)
+      limit = limit + 1
+    end
+    redis.call('HSET', h, 'limit', tostring(math.min(cap, limit)))
+  end
+end
+return {1, now}
+"""
+)
+
+#: ARGV: P, me, job, status, answer, keep_ms -> {won, field, value, ...} (the record after)
+SETTLE = (
+    _HEADER
+    + """
+local me, job, status, answer, keep = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local now = now_ms()
+local rec = k('job', job)
+local settled = redis.call('HGET', rec, 'settled_ms')
+local function reply(won)
+  local out = {won}
+  for _, v in ipairs(redis.call('HGETALL', rec)) do table.insert(out, v) end
+  return out
+end
+if settled then return reply(0) end
+if redis.call('EXISTS', rec) == 0 then
+  redis.call('HSET', rec, 'owner', '', 'kind', '', 'product', '', 'submitted_ms', now)
+end
+redis.call('HSET', rec, 'status', status, 'answer', answer, 'settled_ms', now)
+redis.call('PEXPIRE', rec, keep)
+local owner = redis.call('HGET', rec, 'owner')
+if owner ~= '' then redis.call('SREM', k('owned', owner), job) end
+if redis.call('HGET', rec, 'leased') == '1' then
+  local product = redis.call('HGET', rec, 'product')
+  redis.call('HSET', rec, 'leased', 0)
+  drop(product, job)
+  redis.call('PUBLISH', k('released'), product)
+end
+if owner ~= '' and owner ~= me then redis.call('PUBLISH', k('wake', owner), job) end
+return reply(1)
+"""
+)
+
+#: ARGV: P, me, job -> 1 if the claim was this worker's and is gone
+RELEASE_CLAIM = (
+    _HEADER
+    + """
+local key = k('confirm', ARGV[3])
+if redis.call('GET', key) == ARGV[2] then return redis.call('DEL', key) end
+return 0
+"""
+)
+
+#: ARGV: P, me, ttl_ms, deadline_ms -> {1, now, live workers} alive, {-1, now, 0} fenced
+HEARTBEAT = (
+    _HEADER
+    + """
+local me, ttl, deadline = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = now_ms()
+if redis.call('ZSCORE', k('dead'), me) then return {-1, now, 0} end
+redis.call('ZADD', k('workers'), now, me)
+local mine = k('wleases', me)
+for _, entry in ipairs(redis.call('SMEMBERS', mine)) do
+  local product, member = string.match(entry, '^(.-)|(.*)$')
+  local leases = k('leases', product)
+  if redis.call('ZSCORE', leases, member) then
+    redis.call('ZADD', leases, now + ttl, member)
+  else
+    redis.call('SREM', mine, entry)
+  end
+end
+return {1, now, redis.call('ZCOUNT', k('workers'), now - deadline, '+inf')}
+"""
+)
+
+#: ARGV: P, me, deadline_ms, ttl_ms, lock_ms, keep_ms
+#: -> {now, job, kind, product, submitted_ms, from, ...} or {-1} if this worker is fenced
+SWEEP = (
+    _HEADER
+    + """
+local me, deadline, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local lock_ms, keep = tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = now_ms()
+if redis.call('ZSCORE', k('dead'), me) then return {-1} end
+local out = {now}
+-- one sweeper at a time: the others skip their sweep until the lock (on this clock) ends
+local lock = redis.call('GET', k('sweeper'))
+if lock then
+  local holder, until_ms = string.match(lock, '^(.-)|(.*)$')
+  if holder ~= me and tonumber(until_ms) > now then return out end
+end
+redis.call('SET', k('sweeper'), me .. '|' .. (now + lock_ms), 'PX', lock_ms)
+local workers = k('workers')
+for _, w in ipairs(redis.call('ZRANGEBYSCORE', workers, '-inf', now - deadline)) do
+  if w ~= me then
+    redis.call('ZREM', workers, w)
+    redis.call('ZADD', k('dead'), now, w)
+    local owned = k('owned', w)
+    for _, job in ipairs(redis.call('SMEMBERS', owned)) do
+      local rec = k('job', job)
+      local f = redis.call('HMGET', rec, 'owner', 'kind', 'product', 'submitted_ms', 'settled_ms',
+        'leased')
+      -- compare-and-set on the owner: only a job still the dead worker's changes hands
+      if f[1] == w and not f[5] then
+        redis.call('HSET', rec, 'owner', me, 'adopted_from', w)
+        redis.call('SADD', k('owned', me), job)
+        if f[6] == '1' then
+          if not redis.call('ZSCORE', k('leases', f[3]), job) then
+            redis.call('HINCRBY', k('limit', f[3]), 'accepted', 1)
+          end
+          hold(f[3], job, me, now + ttl)
+        end
+        for _, v in ipairs({job, f[2], f[3], f[4], w}) do table.insert(out, v) end
+      end
+    end
+    redis.call('DEL', owned)
+    -- its unbound leases are not renewed any more: they expire on their own
+    redis.call('DEL', k('wleases', w))
+  end
+end
+redis.call('ZREMRANGEBYSCORE', k('dead'), '-inf', now - keep)
+return out
+"""
+)
+
+#: ARGV: P, ms -> the pause's end, ms on the Redis clock (0 when ms <= 0 and no pause)
+PAUSE = (
+    _HEADER
+    + """
+local ms = tonumber(ARGV[2])
+local now = now_ms()
+local until_ms = tonumber(redis.call('GET', k('pause')) or '0')
+if ms > 0 and now + ms > until_ms then
+  until_ms = now + ms
+  redis.call('SET', k('pause'), until_ms, 'PX', math.ceil(ms) + 1)
+end
+return math.max(0, until_ms - now)
+"""
+)
+
+#: A GCRA over every process. ARGV: P, interval_ms, burst -> ms to wait (0: go now)
+RATE = (
+    _HEADER
+    + """
+local interval, burst = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+local pause = tonumber(redis.call('GET', k('pause')) or '0')
+if pause > now then return math.ceil(pause - now) end
+if interval <= 0 then return 0 end
+local key = k('gcra')
+local tat = math.max(tonumber(redis.call('GET', key) or '0'), now)
+local tolerance = interval * (burst - 1)
+if tat - now > tolerance then return math.max(1, math.ceil(tat - now - tolerance)) end
+local new_tat = tat + interval
+redis.call('SET', key, string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+return 0
+"""
+)
