@@ -220,3 +220,31 @@ def test_sqlite_full_reads_as_a_full_disk() -> None:
     """SQLite's "database or disk is full" becomes a JournalWriteError with errno ENOSPC."""
     error = JournalWriteError.of(sqlite3.OperationalError("database or disk is full"), "j")
     assert error.disk_full
+
+
+async def test_batch_records_pass_the_redaction_choke_point(tmp_path: Path) -> None:
+    """An error quoting a registered key, raised past the client, reaches neither the
+    journal, nor manifest.jsonl, nor the outcome."""
+    from ttapi_async._redact import register
+
+    secret = "tt-BATCH-ONLY-SECRET-9f8e7d6c"
+    register(secret)
+    client = StubClient()
+    client.gpt4o.watch_errors["job-0"] = RuntimeError(f"upstream said key={secret}")
+    outcomes = await run(BatchRunner(client, tmp_path), jobs(1))  # type: ignore[arg-type]
+    assert "***" in (outcomes["i00"].error or "") and secret not in (outcomes["i00"].error or "")
+    files = [p for p in tmp_path.iterdir() if p.is_file()]  # noqa: ASYNC240
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path.name
+
+
+async def test_an_id_holding_a_registered_short_key_still_runs(tmp_path: Path) -> None:
+    """Redaction touches what a server said, never the id an update is matched by: an id
+    holding a registered short key ("zq" in "a/zq") is still claimed and finished."""
+    from ttapi_async._redact import register
+
+    register("zq")
+    client = StubClient()
+    requests = [BatchRequest("a/zq", "gpt4o", {"prompt": "p"})]
+    outcomes = await run(BatchRunner(client, tmp_path), requests)  # type: ignore[arg-type]
+    assert outcomes["a/zq"].state == "done"

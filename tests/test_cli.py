@@ -242,3 +242,21 @@ def test_corrupt_journal_is_one_line_exit_two(prompts: Path, tmp_path: Path) -> 
     code, _, err = invoke("batch", str(prompts), "--out", str(out), "--fake", "--quiet")
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and "journal.sqlite3" in err
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (b"", "holds no request"),
+        (b"a cat\ncaf\xe9\n", "not UTF-8"),
+        (b'{"id": "\\udc80", "prompt": "x"}\n', "lone surrogate"),
+    ],
+    ids=["empty", "latin-1", "surrogate"],
+)
+def test_unusable_input_is_one_line_exit_two(tmp_path: Path, data: bytes, needle: str) -> None:
+    """An empty, non-UTF-8 or lone-surrogate input is one line and exit 2; nothing is sent."""
+    path = tmp_path / ("r.jsonl" if b"{" in data else "p.txt")
+    path.write_bytes(data)
+    code, _, err = invoke("batch", str(path), "--out", str(tmp_path / "o"), "--fake")
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import attrs
 
+from .._redact import redact
 from ._errors import JournalWriteError
 from ._journal import Journal
 from ._outputs import Manifest, manifest_line
@@ -151,6 +152,8 @@ class Endings:
 
     def record(self, row: ItemRow, state: OutcomeState, **kw: Any) -> BatchOutcome:
         """Return the outcome, and write its manifest line."""
+        if kw.get("error") is not None:
+            kw["error"] = redact(kw["error"])  # what a server said may quote the API key
         outcome = BatchOutcome(id=row.id, kind=row.kind, state=state, **kw)
         started = self._started.pop(row.id, None)
         now = time.time()

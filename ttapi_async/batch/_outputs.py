@@ -21,6 +21,7 @@ from typing import IO, Any, Final, Protocol
 
 from .._files import decode_b64_to_file
 from .._params import sniff_image_format
+from .._redact import redact
 from ._journal import DONE, FAILED, UNKNOWN, ItemRow, Journal
 
 __all__ = [
@@ -129,6 +130,11 @@ def manifest_line(row: ItemRow, out_dir: Path) -> dict[str, Any]:
     }
 
 
+def _line(record: Mapping[str, Any]) -> str:
+    # Through the client's redaction: an error or a job id may quote the API key.
+    return redact(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n"
+
+
 class Manifest:
     """``manifest.jsonl``: a line per item as it finishes, compacted to one per item at the end.
 
@@ -147,7 +153,7 @@ class Manifest:
         """Append one record; flushed at most every ``FLUSH_EVERY`` seconds, and at the end."""
         if self._fh is None:
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._fh.write(_line(record))
         now = time.monotonic()
         if now - self._flushed >= FLUSH_EVERY:
             self._fh.flush()
@@ -162,8 +168,7 @@ class Manifest:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 rows: Iterable[ItemRow] = journal.rows((DONE, FAILED, UNKNOWN))
                 for row in rows:
-                    line = manifest_line(row, self.out_dir)
-                    fh.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    fh.write(_line(manifest_line(row, self.out_dir)))
                     count += 1
             os.replace(tmp, self.path)
         except BaseException:

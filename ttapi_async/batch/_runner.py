@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 import attrs
 
 from .._errors import InvalidRequestError
+from .._redact import redact
 from .._retry import is_testing, retry_after_of
 from ._errors import JournalWriteError
 from ._folder import FolderLock, refuse_unjournaled
@@ -127,7 +128,7 @@ class BatchRunner:
     def stop(self, reason: str | None = None) -> None:
         """Stop submitting; let requests in flight answer, stop waiting for jobs."""
         if reason and self.stats.stopped_reason is None:
-            self.stats.stopped_reason = reason
+            self.stats.stopped_reason = redact(reason)
         if self._stopping:
             return
         self._stopping = True

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from .._errors import TTAPIError
-from .._redact import RedactingFilter
+from .._redact import RedactingFilter, redact
 from ..batch import (
     KINDS,
     BatchInputError,
@@ -46,11 +46,16 @@ FAKE_SETTINGS: dict[str, Any] = {
 }
 
 
+def echo(message: str = "", *, err: bool = False) -> None:
+    """Print one line through the client's redaction (server text may quote the key)."""
+    click.echo(redact(message), err=err)
+
+
 class CliError(click.ClickException):
     """A failure reported as one line on stderr, exit status 1."""
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        echo(f"error: {self.format_message()}", err=True)
 
 
 class UsageError(CliError):
@@ -64,7 +69,7 @@ def run(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="ttapi", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
+        echo("interrupted", err=True)
         return EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()
@@ -72,7 +77,7 @@ def run(argv: list[str] | None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        echo("interrupted", err=True)
         return EXIT_INTERRUPTED
     return int(result or 0)
 
@@ -81,10 +86,10 @@ def _arun(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; turn the library's errors into one clear line."""
     try:
         return asyncio.run(coro)
-    except OutputFolderError as exc:
-        # The folder cannot be used as it is (locked, unreadable, unjournaled): a usage error.
+    except (OutputFolderError, BatchInputError) as exc:
+        # The folder or the input cannot be used as they are; nothing was sent.
         raise UsageError(str(exc)) from None
-    except (TTAPIError, BatchInputError, InputChangedError) as exc:
+    except (TTAPIError, InputChangedError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         text = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
@@ -315,10 +320,10 @@ async def _batch(
                 out=str(out_dir),
             )
         if not quiet and report.changed:
-            click.echo(f"--force: {len(report.changed)} changed item(s) will be redone", err=True)
+            echo(f"--force: {len(report.changed)} changed item(s) will be redone", err=True)
         elif not quiet and report.file_changed and not report.added:
             note = f"note: {file} changed since the last run, but none of its requests did"
-            click.echo(note, err=True)
+            echo(note, err=True)
         progress = None if quiet else RichProgress(stats)
         with _sigint(runner, progress):
             display = progress.running() if progress else contextlib.nullcontext()
@@ -332,15 +337,15 @@ async def _batch(
         events.emit("summary", **summary_record(stats))
     if not quiet:
         for line in summary_lines(stats, str(out_dir)):
-            click.echo(line, err=True)
+            echo(line, err=True)
         if fake and stats.interrupted and not stats.stopped_reason:
-            click.echo(
+            echo(
                 "note: the --fake service ended with this run, and its jobs with it: the next "
                 "run reports them failed, and --retry-failed submits them again",
                 err=True,
             )
     elif stats.stopped_reason:
-        click.echo(f"error: {stats.stopped_reason}", err=True)
+        echo(f"error: {stats.stopped_reason}", err=True)
     if stats.interrupted and not stats.stopped_reason:
         return EXIT_INTERRUPTED
     if stats.failed or stats.unknown or stats.remaining or stats.still_submitted:
@@ -366,7 +371,7 @@ def _sigint(runner: BatchRunner, progress: RichProgress | None) -> Any:
         if progress is not None:
             progress.console.print(text, highlight=False)
         else:
-            click.echo(text, err=True)
+            echo(text, err=True)
 
     def on_loop(press: int) -> None:
         nonlocal acted
@@ -475,7 +480,7 @@ def generate(
             return await _save_response(response, out_dir, name)
 
     for path in _arun(go()):
-        click.echo(str(path))
+        echo(str(path))
     return 0
 
 
@@ -520,7 +525,7 @@ def edit(
             return await _save_response(response, out_dir, name)
 
     for path in _arun(go()):
-        click.echo(str(path))
+        echo(str(path))
     return 0
 
 
@@ -582,13 +587,13 @@ def submit(
             if family == "gpt":
                 params.update(compact(model=model, aspect_ratio=aspect_ratio, size=size))
             job = await _family(client, family).submit(**params)
-            click.echo(job.id)
+            echo(job.id)
             if wait:
                 result = await job
                 path = await save_url(
                     result, result.image_url, out_dir, _safe(name or job.id), 0, 1
                 )
-                click.echo(str(path))
+                echo(str(path))
 
     _arun(go())
     return 0
@@ -621,11 +626,11 @@ def fetch(
         async with _client(ctx, fake=False) as client:
             resource = _family(client, family)
             if not wait:
-                click.echo(_status_json(await resource.fetch(job_id)))
+                echo(_status_json(await resource.fetch(job_id)))
                 return
             result = await resource.resume(job_id)
             path = await save_url(result, result.image_url, out_dir, _safe(name or job_id), 0, 1)
-            click.echo(str(path))
+            echo(str(path))
 
     _arun(go())
     return 0
