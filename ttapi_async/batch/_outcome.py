@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -15,6 +15,9 @@ from ._errors import JournalWriteError
 from ._journal import Journal
 from ._outputs import Manifest, manifest_line
 from ._states import DONE, ItemRow, SyncReport
+
+if TYPE_CHECKING:
+    from ._gallery import GalleryWriter
 
 __all__ = ["BatchOutcome", "BatchStats", "Endings", "OutcomeState"]
 
@@ -105,6 +108,8 @@ class Endings:
         self.out_dir = out_dir
         self._on_write_error = on_write_error
         self._started: dict[str, float] = {}
+        #: told of every ending, to keep index.html current (set by the runner)
+        self.gallery: GalleryWriter | None = None
 
     def started(self, item_id: str) -> None:
         """Note when the item's first request of this run left."""
@@ -176,4 +181,6 @@ class Endings:
                 self.manifest.append(line)
             except OSError as exc:  # the journal is the record; the manifest is rebuilt from it
                 self._on_write_error(exc)
+        if self.gallery is not None:
+            self.gallery.settled()
         return outcome

@@ -23,6 +23,7 @@ from .._redact import redact
 from .._retry import is_testing, retry_after_of
 from ._errors import JournalWriteError
 from ._folder import FolderLock, refuse_unjournaled
+from ._gallery import GalleryWriter
 from ._input import FAMILY_OF, JOB_KINDS, BatchRequest
 from ._journal import Journal
 from ._limiter import AdaptiveLimiter, Slot
@@ -235,6 +236,7 @@ class BatchRunner:
         self._endings = Endings(
             journal, manifest, self.stats, self.out_dir, on_write_error=self._write_failed
         )
+        gallery = self._endings.gallery = GalleryWriter(self.out_dir)
         try:
             await self._resume_submitted()
             await self._produce()
@@ -249,6 +251,8 @@ class BatchRunner:
                 await self._settle_journal(journal)
                 with contextlib.suppress(OSError):
                     manifest.compact(journal)
+                with contextlib.suppress(OSError, ValueError):
+                    await gallery.aclose()
             finally:
                 manifest.close()
                 self._close_journal()
