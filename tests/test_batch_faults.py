@@ -160,18 +160,28 @@ async def test_a_full_disk_stops_the_run_and_keeps_every_paid_job(tmp_path: Path
 
 
 class FullDiskJournal(Journal):
-    """A journal whose commits fail with "database or disk is full" while ``full`` is set."""
+    """A journal whose disk fills at the commit of its third batch of job ids: from there on,
+    while ``full`` is set, every commit fails with "database or disk is full"."""
 
     full = False
-    fail_after = 0  # commits that succeed before the disk fills
+    job_commits_before = 2
+    struck = False
     heal_on_stop = True
 
     def _apply(self, ops: list[Op], durable: bool) -> list[int]:
-        type(self).fail_after -= 1
-        if type(self).full and type(self).fail_after < 0:
+        cls = type(self)
+        if cls.full and any("state='submitted'" in sql for sql, _ in ops):
+            cls.job_commits_before -= 1
+            cls.struck = cls.struck or cls.job_commits_before < 0
+        if cls.full and cls.struck:
             full = sqlite3.OperationalError("database or disk is full")
             raise JournalWriteError.of(full, self.path) from full
         return super()._apply(ops, durable)
+
+    @classmethod
+    def fill(cls, *, heal_on_stop: bool) -> None:
+        cls.full, cls.job_commits_before, cls.struck = True, 2, False
+        cls.heal_on_stop = heal_on_stop
 
 
 class FullDiskRunner(BatchRunner):
@@ -187,7 +197,7 @@ async def test_journal_full_keeps_job_ids_and_writes_them_when_it_can(tmp_path: 
     """Job ids whose commit failed (disk full) are written at the end once the journal can
     take them: every job the service accepted is resumable, none is "unknown"."""
     client = StubClient()
-    FullDiskJournal.full, FullDiskJournal.fail_after = True, 6
+    FullDiskJournal.fill(heal_on_stop=True)
     runner = FullDiskRunner(client, tmp_path, concurrency=4)  # type: ignore[arg-type]
     try:
         await run(runner, jobs(30))
@@ -202,12 +212,12 @@ async def test_journal_full_keeps_job_ids_and_writes_them_when_it_can(tmp_path: 
 async def test_journal_that_stays_full_names_the_unrecorded_jobs(tmp_path: Path) -> None:
     """When the journal never takes them, the accepted job ids are listed in the summary."""
     client = StubClient()
-    FullDiskJournal.full, FullDiskJournal.fail_after, FullDiskJournal.heal_on_stop = True, 6, False
+    FullDiskJournal.fill(heal_on_stop=False)
     runner = FullDiskRunner(client, tmp_path, concurrency=4)  # type: ignore[arg-type]
     try:
         await run(runner, jobs(30))
     finally:
-        FullDiskJournal.full, FullDiskJournal.heal_on_stop = False, True
+        FullDiskJournal.full = False
     recorded = {job for _, job in journal_states(tmp_path).values() if job}
     unrecorded = runner.stats.unrecorded
     assert set(client.gpt4o.submitted.values()) == recorded | set(unrecorded.values())
