@@ -13,13 +13,12 @@ import binascii
 import concurrent.futures
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
-from .._files import decode_b64_to_file
+from .._files import atomic_writer, decode_b64_to_file
 from .._params import sniff_image_format
 from .._redact import redact
 from ._journal import DONE, FAILED, UNKNOWN, ItemRow, Journal
@@ -160,21 +159,18 @@ class Manifest:
             self._flushed = now
 
     def compact(self, journal: Journal) -> int:
-        """Rewrite the manifest from the journal; return how many lines it holds."""
+        """Rewrite the manifest from the journal; return how many lines it holds.
+
+        Written like an image (``atomic_writer``): replaced only once whole, and with the
+        mode the images get, not mkstemp's private 0600.
+        """
         self.close()
-        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".part", dir=self.out_dir)
         count = 0
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                rows: Iterable[ItemRow] = journal.rows((DONE, FAILED, UNKNOWN))
-                for row in rows:
-                    fh.write(_line(manifest_line(row, self.out_dir)))
-                    count += 1
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(self.path) as fh:
+            rows: Iterable[ItemRow] = journal.rows((DONE, FAILED, UNKNOWN))
+            for row in rows:
+                fh.write(_line(manifest_line(row, self.out_dir)).encode("utf-8"))
+                count += 1
         return count
 
     def close(self) -> None:

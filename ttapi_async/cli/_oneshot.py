@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .._capabilities import GENERATE_MODELS
 from ..batch._outputs import save_b64, save_url
 from ..resources._base import compact
 from ._common import CliError, arun, echo, open_client
@@ -25,12 +26,32 @@ _OUT_DIR = click.option(
     help="Folder to save images in.",
 )
 _NAME = click.option("--name", default="image", show_default=True, help="File name stem.")
+_FORCE = click.option(
+    "--force", is_flag=True, help="Overwrite files of that name (default: pick a fresh name)."
+)
+#: What the service generates with when no model is given (OpenAI's images API default).
+SERVICE_DEFAULT_MODEL = "dall-e-2"
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
-async def _save_response(response: Any, out_dir: Path, name: str) -> list[Path]:
+def _fresh_stem(out_dir: Path, name: str, *, force: bool) -> str:
+    """Return ``name``'s safe stem, or ``stem-2``, ``stem-3``... if files of it exist."""
     from ..batch._names import safe_stem
 
     stem = safe_stem(name)
+    if force:
+        return stem
+    for n in range(1, 10_000):
+        candidate = stem if n == 1 else f"{stem}-{n}"
+        taken = (out_dir / candidate).exists() or any(
+            (out_dir / f"{candidate}{suffix}").exists() for suffix in _IMAGE_SUFFIXES
+        )
+        if not taken:
+            return candidate
+    raise CliError(f"no free file name for {name!r} in {out_dir}: use --force or --name")
+
+
+async def _save_response(response: Any, out_dir: Path, stem: str) -> list[Path]:
     images = list(response.data)
     paths = []
     for index, image in enumerate(images):
@@ -44,7 +65,10 @@ async def _save_response(response: Any, out_dir: Path, name: str) -> list[Path]:
 
 @click.command(short_help="Generate images from a prompt and save them.")
 @click.argument("prompt")
-@click.option("--model", help="gpt-image-2, gpt-image-1.5, gpt-image-1, dall-e-2 or dall-e-3.")
+@click.option(
+    "--model",
+    help=f"{', '.join(GENERATE_MODELS)} (default: {SERVICE_DEFAULT_MODEL}, the service's).",
+)
 @click.option("--size", help="e.g. 1024x1024.")
 @click.option("--quality", help="auto, high, medium, low (GPT Image); hd, standard (DALL-E).")
 @click.option("-n", "n", type=click.IntRange(1, 10), help="How many images.")
@@ -52,6 +76,7 @@ async def _save_response(response: Any, out_dir: Path, name: str) -> list[Path]:
 @click.option("--dalle3", is_flag=True, help="Use the legacy DALL-E 3 endpoint.")
 @_OUT_DIR
 @_NAME
+@_FORCE
 @_FAKE_FLAG
 @click.pass_context
 def generate(
@@ -65,9 +90,12 @@ def generate(
     dalle3: bool,
     out_dir: Path,
     name: str,
+    force: bool,
     fake: bool,
 ) -> int:
     """Generate images from PROMPT and save them (prints the paths)."""
+
+    stem = _fresh_stem(out_dir, name, force=force)  # chosen before anything is paid for
 
     async def go() -> list[Path]:
         async with open_client(ctx, fake=fake) as client:
@@ -84,7 +112,7 @@ def generate(
                     output_format=output_format,
                 )
                 response = await client.images.generate(**params)
-            return await _save_response(response, out_dir, name)
+            return await _save_response(response, out_dir, stem)
 
     for path in arun(go()):
         echo(str(path))
@@ -108,6 +136,7 @@ def generate(
 @click.option("-n", "n", type=click.IntRange(1, 10))
 @_OUT_DIR
 @_NAME
+@_FORCE
 @_FAKE_FLAG
 @click.pass_context
 def edit(
@@ -121,15 +150,18 @@ def edit(
     n: int | None,
     out_dir: Path,
     name: str,
+    force: bool,
     fake: bool,
 ) -> int:
     """Edit or extend one or more images following PROMPT (prints the saved paths)."""
+
+    stem = _fresh_stem(out_dir, name, force=force)  # chosen before anything is paid for
 
     async def go() -> list[Path]:
         async with open_client(ctx, fake=fake) as client:
             params = compact(mask=mask, model=model, size=size, quality=quality, n=n)
             response = await client.images.edit(prompt=prompt, image=list(images), **params)
-            return await _save_response(response, out_dir, name)
+            return await _save_response(response, out_dir, stem)
 
     for path in arun(go()):
         echo(str(path))
@@ -169,6 +201,7 @@ _FAMILY = click.option(
 @click.option("--wait", is_flag=True, help="Wait for the job and save its image.")
 @_OUT_DIR
 @_NAME
+@_FORCE
 @_FAKE_FLAG
 @click.pass_context
 def submit(
@@ -182,6 +215,7 @@ def submit(
     wait: bool,
     out_dir: Path,
     name: str,
+    force: bool,
     fake: bool,
 ) -> int:
     """Submit an image job for PROMPT; print its id (and, with --wait, the saved path)."""
@@ -197,19 +231,18 @@ def submit(
             echo(job.id)
             if wait:
                 result = await job
-                path = await save_url(
-                    result, result.image_url, out_dir, _safe(name or job.id), 0, 1
-                )
+                stem = _fresh_stem(out_dir, name or job.id, force=force)
+                path = await save_url(result, result.image_url, out_dir, stem, 0, 1)
                 echo(str(path))
+            elif fake:
+                echo(
+                    "note: this job lives in the --fake emulator, which ended with this "
+                    "command: nothing can fetch it later (add --wait to save its image)",
+                    err=True,
+                )
 
     arun(go())
     return 0
-
-
-def _safe(name: str) -> str:
-    from ..batch._names import safe_stem
-
-    return safe_stem(name)
 
 
 @click.command(short_help="Print a job's status, or wait and save it.")
@@ -218,6 +251,7 @@ def _safe(name: str) -> str:
 @click.option("--wait", is_flag=True, help="Wait until the job ends, then save its image.")
 @_OUT_DIR
 @click.option("--name", help="File name stem (default: the job id).")
+@_FORCE
 @click.pass_context
 def fetch(
     ctx: click.Context,
@@ -226,6 +260,7 @@ def fetch(
     wait: bool,
     out_dir: Path,
     name: str | None,
+    force: bool,
 ) -> int:
     """Print a job's status as JSON (with --wait: wait for it and save its image)."""
 
@@ -236,7 +271,8 @@ def fetch(
                 echo(_status_json(await resource.fetch(job_id)))
                 return
             result = await resource.resume(job_id)
-            path = await save_url(result, result.image_url, out_dir, _safe(name or job_id), 0, 1)
+            stem = _fresh_stem(out_dir, name or job_id, force=force)
+            path = await save_url(result, result.image_url, out_dir, stem, 0, 1)
             echo(str(path))
 
     arun(go())
