@@ -127,7 +127,8 @@ async def read_body(
     if declared is not None and declared > limit and "Content-Encoding" not in resp.headers:
         raise too_large(limit, 0, what)
     content = resp.content
-    timer = IdleTimer(content, idle) if idle is not None else None
+    # A body that came whole with the head (most answers) needs no timer: nothing can stall.
+    timer = IdleTimer(content, idle) if idle is not None and not content.is_eof() else None
     chunks: list[bytes] = []
     received = 0
     try:
