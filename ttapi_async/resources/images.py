@@ -142,7 +142,7 @@ class Images(Resource):
         payload, status, headers = await client._send(
             "POST", GENERATIONS, json_body=body, idempotent=False, options=options
         )
-        return _images_response(client, payload, status, headers)
+        return _images_response(client, payload, status, headers, body.get("model"))
 
     def stream(
         self,
@@ -252,7 +252,9 @@ class Images(Resource):
             )
         else:
             json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
-        return await self._post_images(EDITS, json_body=json_body, form=form, options=options)
+        return await self._post_images(
+            EDITS, json_body=json_body, form=form, options=options, model=model
+        )
 
     def stream_edit(
         self,
@@ -351,21 +353,32 @@ class Images(Resource):
         json_body: Mapping[str, Any] | None,
         form: FormFactory | None = None,
         options: RequestOptions | None,
+        model: str | None = None,
     ) -> ImagesResponse:
         client = self._client
         payload, status, headers = await client._send(
             "POST", path, json_body=json_body, form=form, idempotent=False, options=options
         )
-        return _images_response(client, payload, status, headers)
+        return _images_response(client, payload, status, headers, model)
 
 
 def _images_response(
-    client: AsyncTTAPI, payload: Any, status: int, headers: Mapping[str, str]
+    client: AsyncTTAPI,
+    payload: Any,
+    status: int,
+    headers: Mapping[str, str],
+    model: object,
 ) -> ImagesResponse:
-    """Build the ImagesResponse of an answer (unwrapped if TTAPI wrapped it), bound to client."""
+    """Build the ImagesResponse of an answer (unwrapped if TTAPI wrapped it), bound to client.
+
+    It keeps the answer's headers, and its usage goes into ``client.spent`` under ``model``.
+    """
     redact = client._redact
     payload = maybe_unwrap(payload, status_code=status, headers=headers, redact=redact)
-    return bind(structure(payload, ImagesResponse, status_code=status, redact=redact), client)
+    response = structure(payload, ImagesResponse, status_code=status, redact=redact)
+    object.__setattr__(response, "_headers", headers)
+    client.spent.add_usage(model if isinstance(model, str) else None, response.usage)
+    return bind(response, client)
 
 
 def _is_sequence_input(image: object) -> bool:
