@@ -18,11 +18,13 @@ from typing import Any, Final, TypeVar
 import aiohttp
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from ._bigjson import dumps
 from ._downloads import Downloads
 from ._errors import APIResponseValidationError, InvalidRequestError, TTAPIError
 from ._models import excerpt
+from ._proxies import NO_PROXY, Route, env_proxy
 from ._reading import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, read_body
 from ._redact import REDACTOR, register
 from ._redirects import MAX_REDIRECTS, is_redirect, redirect_target
@@ -113,6 +115,10 @@ class AsyncTTAPI:
         # tunnel (aiohttp never forwards it in the clear), so a proxy never sees the key.
         self._proxy = proxy
         self._trust_env = trust_env
+        # Set when the own session opens (see _proxies): the proxy of every API call, and
+        # whether downloads look theirs up in the environment.
+        self._api_route: Route = NO_PROXY
+        self._env_proxies = False
         self.validate = validate
         #: seconds without a byte (in a stream: without an event) once an answer has started
         self.idle_timeout: float | None = _checked_idle(idle_timeout, param="idle_timeout")
@@ -223,8 +229,12 @@ class AsyncTTAPI:
                 connector=connector,
                 raise_for_status=False,
                 proxy=self._proxy,
-                trust_env=self._trust_env,
+                # Not aiohttp's: it reads the environment in a thread on every request.
+                trust_env=False,
             )
+            self._env_proxies = self._trust_env and self._proxy is None
+            if self._env_proxies:
+                self._api_route = env_proxy(self.base_url)
         self._state = _State.OPENED
         return self._session
 
@@ -369,6 +379,7 @@ class AsyncTTAPI:
         request only).
         """
         session = self._get_session()
+        proxy, proxy_auth = self._api_route
         debug = logger.isEnabledFor(logging.DEBUG)
         for hops in range(MAX_REDIRECTS + 1):
             started = time.perf_counter() if debug else 0.0
@@ -385,6 +396,8 @@ class AsyncTTAPI:
                     allow_redirects=False,
                     # A borrowed session may raise on 4xx itself; error bodies are parsed here.
                     raise_for_status=False,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
                 )
                 try:
                     body = await read_body(
@@ -478,6 +491,7 @@ class AsyncTTAPI:
         idle: float | None,
     ) -> aiohttp.ClientResponse:
         session = self._get_session()
+        proxy, proxy_auth = self._api_route
         with Translating("POST", url, self.base_url):
             resp = await session.post(
                 url,
@@ -486,6 +500,8 @@ class AsyncTTAPI:
                 timeout=timeout,
                 allow_redirects=False,  # see _attempt: a paid POST never follows one
                 raise_for_status=False,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             )
             if is_redirect(resp.status):
                 resp.release()
@@ -524,6 +540,12 @@ class AsyncTTAPI:
         )
 
     # --- downloads (see _downloads) --------------------------------------------------------
+
+    async def _download_route(self, url: URL) -> Route:
+        """Return the proxy for a download of ``url`` (the environment's, read in a thread)."""
+        if not self._env_proxies:
+            return NO_PROXY  # a given proxy is the session's default; a borrowed one decides
+        return await asyncio.to_thread(env_proxy, url)
 
     async def _download(self, url: str, *, expires_at: dt.datetime | None = None) -> bytes:
         """Download an image URL: no API key is sent, and only to where it may go."""

@@ -153,6 +153,7 @@ class Downloads:
         target = URL(url)
         for _ in range(_MAX_REDIRECTS + 1):
             await self._check(target)
+            proxy, proxy_auth = await client._download_route(target)
             with Translating("GET", _shown(target), client.base_url):
                 async with session.get(
                     target,
@@ -160,6 +161,8 @@ class Downloads:
                     timeout=timeout,
                     raise_for_status=False,
                     allow_redirects=False,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
                 ) as resp:
                     location = resp.headers.get("Location")
                     if resp.status in _REDIRECTS and location:
