@@ -222,9 +222,9 @@ class AsyncTTAPI:
             # Created here, inside the running loop, never at construction time: a client
             # built at import time or in another loop must not own a session bound elsewhere.
             asyncio.get_running_loop()
-            connector = aiohttp.TCPConnector(
-                limit=self.max_connections, limit_per_host=self.max_connections
-            )
+            # No limit_per_host: equal to limit it limits nothing more, and costs
+            # bookkeeping on every acquire and release.
+            connector = aiohttp.TCPConnector(limit=self.max_connections)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 raise_for_status=False,
@@ -301,11 +301,13 @@ class AsyncTTAPI:
         params: Mapping[str, str] | None = None,
         idempotent: bool,
         options: RequestOptions | None = None,
+        redacted: bool = False,
     ) -> tuple[Any, int, Mapping[str, str]]:
         """Send one logical request (with its retries) and return (JSON, status, headers).
 
         ``idempotent`` says whether repeating the request is harmless (polls) or could
         create paid work twice (every submitting POST); see ``_retry.should_retry``.
+        ``redacted``: every string of the JSON returned has the API keys replaced.
         """
         data = _encoded(json_body)
         headers = self._headers(options, json_body=data is not None)
@@ -335,6 +337,8 @@ class AsyncTTAPI:
                 attempt, exc, idempotent=idempotent, options=options
             )
         decoded = decode_json(body, status_code=status, redact=self._redact)
+        if redacted and self._redact.may_hold(body):  # the walk only where a key may be
+            decoded = self._redact.value(decoded)
         return decoded, status, resp_headers
 
     async def _retry(

@@ -119,6 +119,9 @@ class JobResource(Resource):
             json_body={"jobId": job_id},
             idempotent=True,
             options=options,
+            # A job's message may echo the key (a FAILED "invalid key ..."): the status, which
+            # job.status, updates() and JobFailedError.status show, is built from a clean copy.
+            redacted=True,
         )
         if not isinstance(payload, Mapping) or "status" not in payload:
             raise APIResponseValidationError(
@@ -133,10 +136,7 @@ class JobResource(Resource):
                 raise envelope_failure(
                     payload, status_code=status, headers=headers, redact=client._redact
                 )
-            payload = {**payload, "jobId": job_id}
-        # A job's message may echo the key (a FAILED "invalid key ..."): the status, which
-        # job.status, updates() and JobFailedError.status show, is built from a clean copy.
-        payload = client._redact.value(payload)
+            payload = {**payload, "jobId": client._redact(job_id)}
         return structure(payload, JobStatus, status_code=status, redact=client._redact)
 
     async def _submit(
