@@ -160,18 +160,28 @@ async def test_a_full_disk_stops_the_run_and_keeps_every_paid_job(tmp_path: Path
 
 
 class FullDiskJournal(Journal):
-    """A journal whose commits fail with "database or disk is full" while ``full`` is set."""
+    """A journal whose disk fills at the commit of its third batch of job ids: from there on,
+    while ``full`` is set, every commit fails with "database or disk is full"."""
 
     full = False
-    fail_after = 0  # commits that succeed before the disk fills
+    job_commits_before = 2
+    struck = False
     heal_on_stop = True
 
     def _apply(self, ops: list[Op], durable: bool) -> list[int]:
-        type(self).fail_after -= 1
-        if type(self).full and type(self).fail_after < 0:
+        cls = type(self)
+        if cls.full and any("state='submitted'" in sql for sql, _ in ops):
+            cls.job_commits_before -= 1
+            cls.struck = cls.struck or cls.job_commits_before < 0
+        if cls.full and cls.struck:
             full = sqlite3.OperationalError("database or disk is full")
             raise JournalWriteError.of(full, self.path) from full
         return super()._apply(ops, durable)
+
+    @classmethod
+    def fill(cls, *, heal_on_stop: bool) -> None:
+        cls.full, cls.job_commits_before, cls.struck = True, 2, False
+        cls.heal_on_stop = heal_on_stop
 
 
 class FullDiskRunner(BatchRunner):
@@ -187,7 +197,7 @@ async def test_journal_full_keeps_job_ids_and_writes_them_when_it_can(tmp_path: 
     """Job ids whose commit failed (disk full) are written at the end once the journal can
     take them: every job the service accepted is resumable, none is "unknown"."""
     client = StubClient()
-    FullDiskJournal.full, FullDiskJournal.fail_after = True, 6
+    FullDiskJournal.fill(heal_on_stop=True)
     runner = FullDiskRunner(client, tmp_path, concurrency=4)  # type: ignore[arg-type]
     try:
         await run(runner, jobs(30))
@@ -202,12 +212,12 @@ async def test_journal_full_keeps_job_ids_and_writes_them_when_it_can(tmp_path: 
 async def test_journal_that_stays_full_names_the_unrecorded_jobs(tmp_path: Path) -> None:
     """When the journal never takes them, the accepted job ids are listed in the summary."""
     client = StubClient()
-    FullDiskJournal.full, FullDiskJournal.fail_after, FullDiskJournal.heal_on_stop = True, 6, False
+    FullDiskJournal.fill(heal_on_stop=False)
     runner = FullDiskRunner(client, tmp_path, concurrency=4)  # type: ignore[arg-type]
     try:
         await run(runner, jobs(30))
     finally:
-        FullDiskJournal.full, FullDiskJournal.heal_on_stop = False, True
+        FullDiskJournal.full = False
     recorded = {job for _, job in journal_states(tmp_path).values() if job}
     unrecorded = runner.stats.unrecorded
     assert set(client.gpt4o.submitted.values()) == recorded | set(unrecorded.values())
@@ -220,3 +230,53 @@ def test_sqlite_full_reads_as_a_full_disk() -> None:
     """SQLite's "database or disk is full" becomes a JournalWriteError with errno ENOSPC."""
     error = JournalWriteError.of(sqlite3.OperationalError("database or disk is full"), "j")
     assert error.disk_full
+
+
+async def test_batch_records_pass_the_redaction_choke_point(tmp_path: Path) -> None:
+    """An error quoting a registered key, raised past the client, reaches neither the
+    journal, nor manifest.jsonl, nor the outcome."""
+    from ttapi_async._redact import register
+
+    secret = "tt-BATCH-ONLY-SECRET-9f8e7d6c"
+    register(secret)
+    client = StubClient()
+    client.gpt4o.watch_errors["job-0"] = RuntimeError(f"upstream said key={secret}")
+    outcomes = await run(BatchRunner(client, tmp_path), jobs(1))  # type: ignore[arg-type]
+    assert "***" in (outcomes["i00"].error or "") and secret not in (outcomes["i00"].error or "")
+    files = [p for p in tmp_path.iterdir() if p.is_file()]  # noqa: ASYNC240
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path.name
+
+
+async def test_an_id_holding_a_registered_short_key_still_runs(tmp_path: Path) -> None:
+    """Redaction touches what a server said, never the id an update is matched by: an id
+    holding a registered short key ("zq" in "a/zq") is still claimed and finished."""
+    from ttapi_async._redact import register
+
+    register("zq")
+    client = StubClient()
+    requests = [BatchRequest("a/zq", "gpt4o", {"prompt": "p"})]
+    outcomes = await run(BatchRunner(client, tmp_path), requests)  # type: ignore[arg-type]
+    assert outcomes["a/zq"].state == "done"
+
+
+class _NoId:
+    """A submit answer whose job id cannot be read."""
+
+    @property
+    def id(self) -> str:
+        raise RuntimeError("answer without a job id")
+
+
+async def test_an_answer_without_a_readable_job_id_ends_unknown(tmp_path: Path) -> None:
+    """A submission answered with no readable job id (paid, maybe) ends unknown, not stuck
+    "submitting" and not failed (which --retry-failed would pay for again)."""
+    client = StubClient()
+
+    async def submit(*, prompt: str, max_retries: int = 2) -> _NoId:
+        return _NoId()
+
+    client.gpt4o.submit = submit  # type: ignore[method-assign,assignment]
+    outcomes = await run(BatchRunner(client, tmp_path), jobs(1))  # type: ignore[arg-type]
+    assert outcomes["i00"].state == "unknown" and "RuntimeError" in (outcomes["i00"].error or "")
+    assert journal_states(tmp_path)["i00"][0] == "unknown"

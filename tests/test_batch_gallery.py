@@ -179,15 +179,48 @@ async def test_journal_adds_pending_items(tmp_path: Path) -> None:
     ]
 
 
-def test_writer_rewrites_at_most_once_per_interval(tmp_path: Path) -> None:
+def _temporaries(folder: Path) -> list[Path]:
+    return list(folder.glob(".index.html.*"))
+
+
+async def test_writer_rewrites_at_most_once_per_interval(tmp_path: Path) -> None:
     """GalleryWriter.settled() writes the first time, then only once the interval has passed."""
-    writer = GalleryWriter(tmp_path, interval=5.0)
-    assert writer.settled(now=100.0) is True
+    now = [100.0]
+    writer = GalleryWriter(tmp_path, interval=5.0, clock=lambda: now[0])
+    assert writer.settled() is True
+    assert writer.settled() is False  # one write at a time
+    await writer._writing  # type: ignore[misc]
     assert (tmp_path / "index.html").is_file()
-    assert writer.settled(now=104.9) is False
-    assert writer.settled(now=105.0) is True
-    assert writer.close().name == "index.html"
-    assert not list(tmp_path.glob(".index.html.*"))
+    now[0] = 104.9
+    assert writer.settled() is False
+    now[0] = 105.0
+    assert writer.settled() is True
+    assert (await writer.aclose()).name == "index.html"
+    assert not _temporaries(tmp_path)
+
+
+async def test_a_failed_rewrite_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rewrite that cannot write (the folder is gone) logs a warning; the run goes on."""
+    writer = GalleryWriter(tmp_path / "gone")
+    assert writer.settled() is True
+    with pytest.raises(OSError):
+        await writer.aclose()
+    assert "could not rewrite the gallery" in caplog.text
+
+
+async def test_the_runner_leaves_a_current_page(tmp_path: Path) -> None:
+    """After a batch, index.html lists every item in its final state, written by the runner."""
+    await _run_batch(tmp_path)
+    cards = {c.item_id: c.state for c in parse((tmp_path / "index.html").read_text()).cards}
+    assert cards == {
+        "cat-1": "done",
+        "evil": "done",
+        "bad": "failed",
+        "fox": "done",
+        "two": "done",
+    }
 
 
 @pytest.mark.parametrize("mode", [0o022, 0o077])

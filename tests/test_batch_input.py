@@ -112,3 +112,43 @@ def test_batch_public_names_are_sorted_and_resolve() -> None:
 
     assert batch.__all__ == sorted(batch.__all__, key=order)
     assert all(hasattr(batch, name) for name in batch.__all__)
+
+
+def test_utf8_bom_is_not_part_of_the_first_prompt(tmp_path: Path) -> None:
+    """A BOM at the start of a .txt file (as Windows editors write) is stripped."""
+    path = tmp_path / "p.txt"
+    path.write_bytes(b"\xef\xbb\xbfa cat\na dog\n")
+    assert [r.params["prompt"] for r in read_requests(path)] == ["a cat", "a dog"]
+
+
+def test_utf8_bom_before_jsonl_is_stripped(tmp_path: Path) -> None:
+    """A BOM before the first JSON line does not make it invalid JSON."""
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a", "prompt": "x"}\n')
+    assert [r.id for r in read_requests(path)] == ["a"]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_an_input_without_requests_is_an_error(tmp_path: Path, text: str) -> None:
+    """An empty file (or one of blanks and comments) is an error, not a batch of nothing."""
+    path = write(tmp_path, "p.txt", text)
+    with pytest.raises(BatchInputError, match="holds no request"):
+        list(read_requests(path))
+
+
+def test_non_utf8_input_names_its_line(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 is one error naming the file's line and the byte."""
+    path = tmp_path / "p.txt"
+    path.write_bytes(b"a cat\ncaf\xe9 au lait\n")
+    with pytest.raises(BatchInputError, match=r"p\.txt:2: not UTF-8 text \(byte 0xe9"):
+        list(read_requests(path))
+
+
+@pytest.mark.parametrize(
+    "line", ['{"id": "\\udc80", "prompt": "x"}', '{"id": "a", "prompt": "bad \\ud800 text"}']
+)
+def test_a_lone_surrogate_names_its_line(tmp_path: Path, line: str) -> None:
+    """A lone surrogate in an id or a prompt is one error naming the input line."""
+    path = write(tmp_path, "r.jsonl", '{"id": "ok", "prompt": "fine"}\n' + line + "\n")
+    with pytest.raises(BatchInputError, match=r"r\.jsonl:2: .*lone surrogate"):
+        list(read_requests(path))

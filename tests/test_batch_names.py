@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ttapi_async.batch import BatchRequest, Journal, safe_stem
-from ttapi_async.batch._names import MAX_STEM
+from ttapi_async.batch._names import MAX_STEM, reserved_on_windows
 
 HOSTILE = [
     "../../etc/passwd",
@@ -90,3 +91,33 @@ async def test_hostile_ids_are_written_inside_the_folder(tmp_path: Path) -> None
     assert len(written) == len(HOSTILE)
     assert all(p.parent == out.resolve() for p in written)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # noqa: ASYNC240
+
+
+DEVICES = ["CON", "PRN", "AUX", "NUL", "COM1", "COM9", "LPT1", "LPT0", "CONIN$", "CLOCK$"]
+SUFFIXES = ["", ".txt", ".tar.gz", ".", " ", ".png"]
+
+
+def windows_device(name: str) -> bool:
+    """Windows' own rule, written out apart from the module: the part before the first dot,
+    trailing spaces dropped, names a device; or the name ends with a dot or a space."""
+    base = name.split(".")[0].rstrip(" ").upper()
+    devices = {"CON", "PRN", "AUX", "NUL", "CLOCK$", "CONIN$", "CONOUT$"}
+    devices |= {f"{d}{i}" for d in ("COM", "LPT") for i in range(10)}
+    return base in devices or name[-1:] in (".", " ")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("case", [str.lower, str.upper, str.title])
+def test_written_names_are_never_reserved(device: str, suffix: str, case: Any) -> None:
+    """An id naming a Windows device, with any extension and case, never gives a reserved
+    file name (nor folder name, for items of several images)."""
+    stem = safe_stem(case(device) + suffix)
+    for name in (stem, f"{stem}.png", f"{stem}.jpg"):
+        assert not windows_device(name), name
+        assert not reserved_on_windows(name), name
+
+
+def test_nul_txt_keeps_a_readable_name() -> None:
+    """ "nul.txt" becomes "nul-<hash>.txt": the hash goes before the first dot."""
+    assert re.fullmatch(r"nul-[0-9a-f]{8}\.txt", safe_stem("nul.txt"))

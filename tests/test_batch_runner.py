@@ -330,3 +330,24 @@ async def test_job_the_service_does_not_know_fails_and_can_be_retried(tmp_path: 
         (second,) = await collect(BatchRunner(client, tmp_path, retry_failed=True), requests)
         assert second.state == "done"
         assert fake.stats().submissions_by_prompt["p 0"] == 1
+
+
+async def test_interrupted_summary_counts_the_jobs_still_running(tmp_path: Path) -> None:
+    """After a stop, the summary counts the submitted jobs still running apart from the
+    items not run, and says a re-run collects them without submitting again."""
+    from ttapi_async.batch._progress import summary_lines, summary_record
+
+    async with fake_and_client(job_duration=Duration.uniform(100, 200)) as (_, client):
+        runner = BatchRunner(client, tmp_path, concurrency=10)
+        async for _ in runner.run(jobs(30)):
+            runner.stop()
+        stats = runner.stats
+        with Journal.open(tmp_path) as journal:
+            submitted = journal.counts()["submitted"]
+    assert submitted > 0 and stats.still_submitted == submitted
+    assert stats.remaining == 30 - stats.finished_items - submitted
+    text = "\n".join(summary_lines(stats, str(tmp_path)))
+    assert f"{submitted} still running" in text
+    assert f"{submitted} submitted job(s) are still running" in text
+    assert "not submitted again" in text
+    assert summary_record(stats)["still_submitted"] == submitted

@@ -242,3 +242,55 @@ def test_corrupt_journal_is_one_line_exit_two(prompts: Path, tmp_path: Path) -> 
     code, _, err = invoke("batch", str(prompts), "--out", str(out), "--fake", "--quiet")
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and "journal.sqlite3" in err
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (b"", "holds no request"),
+        (b"a cat\ncaf\xe9\n", "not UTF-8"),
+        (b'{"id": "\\udc80", "prompt": "x"}\n', "lone surrogate"),
+    ],
+    ids=["empty", "latin-1", "surrogate"],
+)
+def test_unusable_input_is_one_line_exit_two(tmp_path: Path, data: bytes, needle: str) -> None:
+    """An empty, non-UTF-8 or lone-surrogate input is one line and exit 2; nothing is sent."""
+    path = tmp_path / ("r.jsonl" if b"{" in data else "p.txt")
+    path.write_bytes(data)
+    code, _, err = invoke("batch", str(path), "--out", str(tmp_path / "o"), "--fake")
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err
+
+
+def test_manifest_gets_the_mode_of_the_images(prompts: Path, tmp_path: Path) -> None:
+    """manifest.jsonl is written with the same permission bits as the images beside it."""
+    out = tmp_path / "o"
+    code, _, err = invoke("batch", str(prompts), "--out", str(out), "--fake", "--quiet")
+    assert code == 0, err
+    image_modes = {p.stat().st_mode & 0o777 for p in out.glob("*.png")}
+    assert image_modes == {(out / "manifest.jsonl").stat().st_mode & 0o777}
+
+
+def test_generate_help_states_the_default_model() -> None:
+    """``ttapi generate --help`` says which model is used when none is given."""
+    code, out, _ = invoke("generate", "--help")
+    assert code == 0 and "default: dall-e-2" in " ".join(out.split())
+
+
+def test_generate_never_overwrites_without_force(tmp_path: Path) -> None:
+    """A second ``generate`` picks a fresh name; with --force it writes over the first."""
+    args = ("generate", "a cat", "--model", "gpt-image-1", "--out", str(tmp_path), "--fake")
+    first = Path(invoke(*args)[1].strip())
+    before = first.read_bytes()
+    second = Path(invoke(*args)[1].strip())
+    assert (first.name, second.name) == ("image.png", "image-2.png")
+    assert first.read_bytes() == before
+    forced = Path(invoke(*args, "--force")[1].strip())
+    assert forced == first
+
+
+def test_submit_fake_without_wait_says_the_job_dies(tmp_path: Path) -> None:
+    """``submit --fake`` without --wait warns that its job lives in an emulator that ended."""
+    code, out, err = invoke("submit", "a cat", "--out", str(tmp_path), "--fake")
+    assert code == 0 and len(out.strip()) == 36
+    assert "emulator" in err and "--wait" in err

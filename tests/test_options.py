@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from _support import server as server
 from _support import sleeps as sleeps
 
 from ttapi_async import AsyncTTAPI, InvalidRequestError
+from ttapi_async.batch import BatchRequest, BatchRunner
+from ttapi_async.testing import FakeTTAPI
 
 SUBMIT = "/openai/4o-image/generations"
 SUBMITTED = {"status": "SUCCESS", "message": "success", "data": {"jobId": "job-1"}}
@@ -194,3 +197,17 @@ async def test_resume_checks_its_deadline(client: AsyncTTAPI) -> None:
         client.gpt4o.resume("job-1", deadline=-1)
     with pytest.raises(InvalidRequestError, match="job_id"):
         client.gpt4o.resume(123)  # type: ignore[arg-type]
+
+
+async def test_batch_item_with_a_bad_option_fails_without_paying(tmp_path: Path) -> None:
+    """A JSONL line with ``deadline: "10"`` ends failed, unsent; it is never left submitting."""
+    requests = [
+        BatchRequest("bad-deadline", "gpt4o", {"prompt": "a fox", "deadline": "10"}),
+        BatchRequest("bad-retries", "gpt4o", {"prompt": "a cat", "max_retries": "2"}),
+    ]
+    async with FakeTTAPI(time_scale=0.002) as fake, fake.client() as c:
+        outcomes = [o async for o in BatchRunner(c, tmp_path).run(requests)]
+        submitted = fake.stats().submissions_by_prompt
+    assert sorted(o.state for o in outcomes) == ["failed", "failed"]
+    assert all("InvalidRequestError" in (o.error or "") for o in outcomes)
+    assert not submitted

@@ -175,10 +175,12 @@ def test_scrub_replaces_an_attribute_whose_repr_leaks() -> None:
             return f"Odd({API_KEY})"
 
     exc = RuntimeError("x")
+    exc.__notes__ = [f"note {API_KEY}"]
     exc.holder = Holder(API_KEY)  # type: ignore[attr-defined]
     exc.odd = Odd()  # type: ignore[attr-defined]
     scrub_exception(exc)
-    assert_clean(repr(vars(exc)))
+    assert_clean(repr(vars(exc)) + "".join(traceback.format_exception(exc)))
+    assert exc.__notes__ == [f"note {MASK}"]
 
 
 def test_logging_filter_cleans_messages_args_and_tracebacks(

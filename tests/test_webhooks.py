@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
@@ -163,3 +164,137 @@ async def test_oversized_and_garbled_bodies(
     assert code == 400
     code, _ = await receiver.handle({"token": receiver.token}, b'{"jobId": "x"}')
     assert code == 400
+
+
+# --- hostile callers (issue 8 items 10 and 11) -------------------------------------------------
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+async def test_callback_in_two_pieces_is_read_whole(
+    client: AsyncTTAPI, fake_ttapi: FakeTTAPI
+) -> None:
+    """A callback body that arrives in two TCP writes is read whole by the aiohttp handler."""
+    receiver = WebhookReceiver(client, public_url="http://127.0.0.1/ttapi-hook")
+    entered = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        entered.set()
+        return await receiver.aiohttp_handler(request)
+
+    app = web.Application()
+    app.router.add_post("/ttapi-hook", handler)
+    runner, port = await _serve(app)
+    try:
+        job = await client.gpt4o.submit(prompt="x")
+        body = status_body(job.id)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = (
+            f"POST /ttapi-hook?token={receiver.token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body[:10])
+        await writer.drain()
+        await asyncio.wait_for(entered.wait(), 10)
+        for _ in range(10):  # let the handler read what has arrived so far
+            await asyncio.sleep(0)
+        writer.write(body[10:])
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await runner.cleanup()
+    assert status_line.split()[1] == b"200"
+    assert receiver.accepted == 1 and receiver.rejected == 0
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        await asyncio.sleep(0)
+        yield part
+
+
+async def test_handle_reads_a_body_in_pieces(client: AsyncTTAPI) -> None:
+    """handle() given the body's chunks (Starlette's request.stream()) reads them all."""
+    receiver = WebhookReceiver(client, public_url="http://127.0.0.1/ttapi-hook")
+    job = await client.gpt4o.submit(prompt="x")
+    body = status_body(job.id)
+    code, _ = await receiver.handle({"token": receiver.token}, _chunks(body[:7], body[7:]))
+    assert code == 200
+
+
+async def test_handle_stops_reading_past_the_cap(client: AsyncTTAPI) -> None:
+    """handle() stops reading a chunked body once it is over max_body and answers 413."""
+    receiver = WebhookReceiver(client, public_url="http://127.0.0.1/ttapi-hook", max_body=100)
+    read = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal read
+        for _ in range(1000):
+            read += 1
+            yield b"x" * 60
+
+    code, _ = await receiver.handle({"token": receiver.token}, endless())
+    assert code == 413 and read == 2
+
+
+@pytest.mark.parametrize("token", ["\udc80", ["x" * 43], 5, None, b"bytes"])
+async def test_odd_tokens_are_forbidden(client: AsyncTTAPI, token: object) -> None:
+    """A token that is a lone surrogate, a list or not text answers 403 instead of raising."""
+    receiver = WebhookReceiver(client, public_url="http://127.0.0.1/ttapi-hook")
+    code, _ = await receiver.handle({"token": token}, status_body("x"))
+    assert code == 403
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000, b"null", b"[]", b'"text"', b"\xff\xfe", b'{"jobId": 5}']
+)
+async def test_odd_bodies_are_bad_requests(client: AsyncTTAPI, body: bytes) -> None:
+    """Deeply nested, non-object or non-UTF-8 bodies answer 400 instead of raising."""
+    receiver = WebhookReceiver(client, public_url="http://127.0.0.1/ttapi-hook", max_body=200_000)
+    code, _ = await receiver.handle({"token": receiver.token}, body)
+    assert code == 400
+
+
+async def _replay(receiver: WebhookReceiver, body: bytes, times: int) -> list[int]:
+    async with aiohttp.ClientSession() as session:
+
+        async def once() -> int:
+            async with session.post(receiver.hook_url, data=body) as resp:
+                return resp.status
+
+        return list(await asyncio.gather(*(once() for _ in range(times))))
+
+
+async def test_replays_cause_one_confirming_fetch(
+    client: AsyncTTAPI, fake_ttapi: FakeTTAPI, hook_server: tuple[WebhookReceiver, str]
+) -> None:
+    """300 replays of a valid callback make one fetch, and none once the job has settled."""
+    receiver, _ = hook_server
+    job = await client.gpt4o.submit(prompt="x")
+    fake_ttapi.finish_job(job.id)
+    # Replays that land after the confirming fetch settled the job find it gone (404).
+    assert set(await _replay(receiver, status_body(job.id), 300)) <= {200, 404}
+    await client.watcher.idle()
+    assert job.done() and fetches(fake_ttapi) == 1
+    assert set(await _replay(receiver, status_body(job.id), 300)) == {404}
+    assert fetches(fake_ttapi) == 1
+
+
+async def test_replays_for_a_running_job_wait_for_the_schedule(
+    client: AsyncTTAPI, fake_ttapi: FakeTTAPI, hook_server: tuple[WebhookReceiver, str]
+) -> None:
+    """Replays of a callback for a job still running make one fetch, however many arrive."""
+    receiver, _ = hook_server
+    job = await client.gpt4o.submit(prompt="x")
+    for _ in range(3):
+        assert set(await _replay(receiver, status_body(job.id), 100)) == {200}
+        await client.watcher.idle()
+    assert not job.done() and fetches(fake_ttapi) == 1

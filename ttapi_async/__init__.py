@@ -33,6 +33,7 @@ from ._models import (
 )
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
+from ._spent import SpentSnapshot, TokenTotals
 from ._sync import TTAPI
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
@@ -73,7 +74,9 @@ __all__ = [
     "RedirectError",
     "ResponseTooLargeError",
     "RetryPolicy",
+    "SpentSnapshot",
     "TTAPIError",
+    "TokenTotals",
     "Usage",
     "WebhookReceiver",
     "__version__",

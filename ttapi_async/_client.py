@@ -150,8 +150,11 @@ class AsyncTTAPI:
             CIMultiDict(base, **{"Content-Type": "application/json"})
         )
 
+        from ._spent import Spending
         from .resources import Dalle3, Images
 
+        #: running totals: job quota by product, usage tokens by model (``snapshot()``)
+        self.spent = Spending()
         self.images = Images(self)
         self.dalle3 = Dalle3(self)
         self._attach_job_resources()

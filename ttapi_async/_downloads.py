@@ -60,6 +60,13 @@ def _literal(host: str) -> Address | None:
         return None
 
 
+def _parsed(url: str) -> URL:
+    try:
+        return URL(url)
+    except ValueError:  # "http://[bad", a port out of range: never quoted, it came from a server
+        raise APIResponseValidationError("refusing to download: not a valid URL") from None
+
+
 def _shown(url: URL) -> str:
     # Put in errors: scheme, host, port and path; never the query, which may carry tokens.
     return str(url.with_query(None).with_fragment(None))
@@ -150,11 +157,12 @@ class Downloads:
         session = client._get_session()
         timeout = client._client_timeout(None)
         headers = {"User-Agent": client._base_headers["User-Agent"]}
-        target = URL(url)
+        target = _parsed(url)
         for _ in range(_MAX_REDIRECTS + 1):
             await self._check(target)
             proxy, proxy_auth = await client._download_route(target)
-            with Translating("GET", _shown(target), client.base_url):
+            # The origin, not base_url: a timeout connecting names the host it was for.
+            with Translating("GET", _shown(target), str(target.origin())):
                 async with session.get(
                     target,
                     headers=headers,
@@ -166,14 +174,14 @@ class Downloads:
                 ) as resp:
                     location = resp.headers.get("Location")
                     if resp.status in _REDIRECTS and location:
-                        target = target.join(URL(location))
+                        target = target.join(_parsed(location))
                         continue
                     if resp.status >= 300:
                         raise _status_error(resp, target, expires_at)
                     await self._body(resp, target, sink)
                     return
         raise APIResponseValidationError(
-            f"download of {_shown(URL(url))} was redirected more than {_MAX_REDIRECTS} times"
+            f"download of {_shown(_parsed(url))} was redirected more than {_MAX_REDIRECTS} times"
         )
 
     async def _body(self, resp: aiohttp.ClientResponse, url: URL, sink: Sink) -> None:

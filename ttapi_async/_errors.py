@@ -38,6 +38,7 @@ from typing import Any
 
 from multidict import CIMultiDict
 
+from ._headers import request_id_of
 from ._redact import REDACTOR, scrub_exception
 
 if sys.version_info < (3, 11):
@@ -142,6 +143,8 @@ class APIStatusError(TTAPIError):
         # Case-insensitive, as HTTP headers are: ``headers["retry-after"]`` finds Retry-After.
         # A server may echo the key in a header: the copy kept here is redacted.
         self.headers: Mapping[str, str] = CIMultiDict(REDACTOR.headers(headers) or {})
+        #: the id the service gave the request (quote it to the vendor), or None
+        self.request_id: str | None = request_id_of(self.headers)
         self.param = REDACTOR(param) if param is not None else None
         self.code = REDACTOR(code) if code is not None else None
 

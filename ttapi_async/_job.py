@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._errors import JobTimeoutError
+from ._headers import HasHeaders
 from ._models import JobResult, JobStatus
 
 if TYPE_CHECKING:
@@ -58,8 +59,11 @@ class _Cancelled:
 _CANCELLED = _Cancelled()
 
 
-class Job:
+class Job(HasHeaders):
     """An asynchronous job being watched: ``await job`` gives its ``JobResult``.
+
+    ``headers`` and ``request_id`` are those of the submit's answer (empty / None for a
+    job resumed by id).
 
     ``await job`` (or ``await job.wait()``) raises ``JobFailedError`` when the job ended
     FAILED, ``JobTimeoutError`` when it did not finish before its deadline,
@@ -73,6 +77,7 @@ class Job:
         "_due",
         "_errors",
         "_flags",
+        "_headers",
         "_kind",
         "_listeners",
         "_outcome",
@@ -103,6 +108,7 @@ class Job:
         self._started = started
         self._deadline = deadline
         self._flags = LEARNABLE if learnable else 0
+        self._headers: Mapping[str, str] | None = None
         self._plan = plan
         self._due: float | None = None
         self._prev = started

@@ -15,6 +15,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from ._errors import APIResponseValidationError
 from ._files import decode_b64_to_bytes, decode_b64_to_file
+from ._headers import HasHeaders
 from ._redact import REDACTOR
 
 __all__ = [
@@ -153,8 +154,11 @@ class ImageData(_Savable):
 
 
 @attrs.frozen
-class ImagesResponse:
-    """Answer of ``/v1/images/generations`` and ``/v1/images/edits``."""
+class ImagesResponse(HasHeaders):
+    """Answer of ``/v1/images/generations`` and ``/v1/images/edits``.
+
+    ``headers`` and ``request_id`` are the HTTP answer's (see ``HasHeaders``).
+    """
 
     created: int
     data: tuple[ImageData, ...] = ()
@@ -163,6 +167,7 @@ class ImagesResponse:
     output_format: str | None = None
     quality: str | None = None
     size: str | None = None
+    _headers: Mapping[str, str] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -198,13 +203,17 @@ class JobData:
 
 
 @attrs.frozen
-class JobStatus:
-    """One fetch of an asynchronous job; also the body TTAPI posts to a ``hookUrl``."""
+class JobStatus(HasHeaders):
+    """One fetch of an asynchronous job; also the body TTAPI posts to a ``hookUrl``.
+
+    ``headers`` and ``request_id`` are the fetch's (empty / None for a webhook's body).
+    """
 
     job_id: str
     status: str
     message: str | None = None
     data: JobData | None = None
+    _headers: Mapping[str, str] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @property
     def terminal(self) -> bool:
@@ -221,8 +230,11 @@ class JobStatus:
 
 
 @attrs.frozen
-class JobResult(_Savable):
-    """A job that ended SUCCESS: its image URL (expires after 60 minutes) and what it cost."""
+class JobResult(_Savable, HasHeaders):
+    """A job that ended SUCCESS: its image URL (expires after 60 minutes) and what it cost.
+
+    ``headers`` and ``request_id`` are those of the fetch that saw it succeed.
+    """
 
     job_id: str
     image_url: str
@@ -232,6 +244,7 @@ class JobResult(_Savable):
     refer_images: tuple[str, ...] = ()
     status: JobStatus | None = attrs.field(default=None, eq=False, repr=False)
     _downloader: Downloader | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    _headers: Mapping[str, str] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def _source(self) -> tuple[str | None, str | None]:
         return None, self.image_url
@@ -255,7 +268,7 @@ class JobResult(_Savable):
             raise APIResponseValidationError(
                 f"job {status.job_id} is SUCCESS but its answer has no data.imageUrl"
             )
-        return cls(
+        result = cls(
             job_id=status.job_id,
             image_url=data.image_url,
             quota=data.quota,
@@ -264,6 +277,8 @@ class JobResult(_Savable):
             refer_images=data.refer_images,
             status=status,
         )
+        object.__setattr__(result, "_headers", status._headers)
+        return result
 
 
 def bind(obj: T, downloader: Downloader) -> T:

@@ -139,7 +139,8 @@ async def read_body(
         if content.at_eof():
             return chunk
         chunks.append(chunk)
-    timer = IdleTimer(content, idle) if idle is not None else None
+    # A body that came whole with its head needs no timer: nothing can stall.
+    timer = IdleTimer(content, idle) if idle is not None and not content.is_eof() else None
     try:
         while chunk := await content.readany():
             received += len(chunk)

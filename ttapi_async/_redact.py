@@ -5,7 +5,7 @@ context chain), every record of the ``ttapi_async`` logger, and what the batch r
 the CLI write pass through ``REDACTOR``. Keys stay registered for the life of the process:
 an error printed after its client closed must still be clean.
 
-Rules (``docs``: see README "The API key"):
+Rules (README, "Errors", says the same):
 
 - a key of ``SHORT_KEY`` characters or more is replaced wherever it appears;
 - a shorter key is replaced only where it stands alone (not inside a longer word), so a
@@ -270,6 +270,9 @@ def _scrubbed(value: Any, todo: list[BaseException]) -> Any:
     if isinstance(value, tuple):
         items = tuple(_scrubbed(v, todo) for v in value)
         return items if _changed(items, value) else value
+    if isinstance(value, list):  # __notes__, among others
+        listed = [_scrubbed(v, todo) for v in value]
+        return listed if _changed(tuple(listed), tuple(value)) else value
     try:
         shown = repr(value)
     except Exception:

@@ -258,6 +258,8 @@ class TTAPI:
         self.dalle3 = SyncDalle3(self._async.dalle3, portal)
         self.gpt4o = SyncGPT4o(self._async.gpt4o, portal)
         self.gpt = SyncGPT(self._async.gpt, portal)
+        #: the async client's running totals (thread-safe to read from here)
+        self.spent = self._async.spent
 
     def __repr__(self) -> str:
         return f"TTAPI(base_url={self.base_url!r}, closed={self.closed})"

@@ -21,6 +21,7 @@ __all__ = [
     "build_form",
     "is_reference",
     "prepare_upload",
+    "reads_files",
     "reference",
 ]
 
@@ -63,6 +64,14 @@ def is_reference(value: object) -> bool:
     if isinstance(value, str):
         return value.startswith(("http://", "https://", "data:"))
     return isinstance(value, Mapping)
+
+
+def reads_files(values: Sequence[object]) -> bool:
+    """Return True when preparing ``values`` reads a path or a file object (I/O that may stall)."""
+    return any(
+        (isinstance(v, (str, os.PathLike)) and not is_reference(v)) or hasattr(v, "read")
+        for v in values
+    )
 
 
 def reference(value: object, *, param: str) -> dict[str, str]:

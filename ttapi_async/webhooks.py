@@ -21,10 +21,10 @@ FastAPI or Starlette::
 
     @app.post("/ttapi-hook")
     async def ttapi_hook(request: Request) -> Response:
-        status, text = await receiver.handle(request.query_params, await request.body())
+        status, text = await receiver.handle(request.query_params, request.stream())
         return PlainTextResponse(text, status_code=status)
 
-(Starlette reads the whole body before the size check; put a size limit in front of it.)
+(``request.stream()`` lets the receiver stop reading past ``max_body``.)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -92,6 +92,8 @@ class WebhookReceiver:
         #: counters: callbacks accepted, and rejected (bad token, size, body, unknown job)
         self.accepted = 0
         self.rejected = 0
+        # job id -> (the job's status object, whether it is the confirming fetch's answer)
+        self._asked: dict[str, tuple[object, bool]] = {}
         watcher.receiver = self
 
     def __repr__(self) -> str:
@@ -108,31 +110,71 @@ class WebhookReceiver:
         """Return the secret token (store it to keep the same ``hook_url`` after a restart)."""
         return self._token
 
-    async def handle(self, query: Mapping[str, str], body: bytes) -> tuple[int, str]:
+    async def handle(
+        self, query: Mapping[str, object], body: bytes | AsyncIterable[bytes]
+    ) -> tuple[int, str]:
         """Handle one callback; return ``(HTTP status, text)`` for the framework to send.
 
-        403 for a bad or missing token, 413 for a body over ``max_body``, 400 for a body
-        that is not a job status, 404 for a job this process is not watching, 200 when
-        the job will be fetched now (or, with ``trust_body``, was settled).
+        ``body`` is the whole body, or an async iterable of its chunks (Starlette's
+        ``request.stream()``), read here up to ``max_body + 1`` bytes. 403 for a bad or
+        missing token, 413 for a body over ``max_body``, 400 for a body that is not a job
+        status, 404 for a job this process is not watching, 200 when the job will be
+        fetched now (or, with ``trust_body``, was settled). Replays cost nothing: a job
+        has at most one confirming fetch asked for at a time, and none once it settled.
         """
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            body = await _read_capped(body, self.max_body)
         if len(body) > self.max_body:
             return self._reject(413, "body too large")
         given = query.get(TOKEN_PARAM, "")
-        if not hmac.compare_digest(given.encode(), self._token_bytes):
+        try:
+            # A token that is not text (a repeated parameter parsed as a list), or text
+            # that is not encodable (a lone surrogate), is simply not the token.
+            given_bytes = given.encode() if isinstance(given, str) else b""
+        except UnicodeEncodeError:
+            given_bytes = b""
+        if not hmac.compare_digest(given_bytes, self._token_bytes):
             return self._reject(403, "forbidden")
         try:
             status = structure(json.loads(body), JobStatus)
-        except (ValueError, UnicodeDecodeError, APIResponseValidationError):
+        except (ValueError, UnicodeDecodeError, RecursionError, APIResponseValidationError):
             return self._reject(400, "not a job status")
         watcher = self._watcher
-        if watcher.get(status.job_id) is None:
+        job = watcher.get(status.job_id)
+        if job is None:
+            self._asked.pop(status.job_id, None)
             return self._reject(404, "unknown job")
         self.accepted += 1
         if self.trust_body and status.terminal:
             watcher.deliver(status.job_id, status)
-        else:
+            self._asked.pop(status.job_id, None)
+            return 200, "ok"
+        if self._confirming(status.job_id, job.status):
             watcher.poke(status.job_id)
         return 200, "ok"
+
+    def _confirming(self, job_id: str, seen: object) -> bool:
+        """Tell whether a callback for ``job_id`` should ask for a fetch (single flight).
+
+        Every fetch gives the job a new status object. While the job still holds the one
+        it had when a fetch was asked for, that fetch has not answered: ask for no other.
+        Once it has answered (the job is still pending, or it would be gone), replays ask
+        for nothing more until the watcher's own schedule has fetched the job again, so
+        callbacks at most double the fetches of a job, whatever their number.
+        """
+        asked = self._asked
+        previous = asked.get(job_id)
+        if previous is not None:
+            if previous[0] is seen:
+                return False
+            if not previous[1]:
+                asked[job_id] = (seen, True)  # the confirming fetch's answer
+                return False
+        if len(asked) > 2 * len(self._watcher) + 1024:
+            watcher = self._watcher
+            self._asked = asked = {k: v for k, v in asked.items() if watcher.get(k) is not None}
+        asked[job_id] = (seen, False)
+        return True
 
     def _reject(self, code: int, text: str) -> tuple[int, str]:
         self.rejected += 1
@@ -146,10 +188,19 @@ class WebhookReceiver:
         if (request.content_length or 0) > self.max_body:
             code, text = self._reject(413, "body too large")
         else:
-            body = await request.content.read(self.max_body + 1)
-            code, text = await self.handle(request.query, body)
+            code, text = await self.handle(request.query, request.content.iter_any())
         return web.Response(status=code, text=text)
 
     def add_routes(self, app: web.Application, path: str | None = None) -> None:
         """Route ``POST path`` (default: the path of ``public_url``) to this receiver."""
         app.router.add_post(path or self.path, self.aiohttp_handler)
+
+
+async def _read_capped(chunks: AsyncIterable[bytes], cap: int) -> bytes:
+    """Read a body that may arrive in pieces, stopping once it is over ``cap`` bytes."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > cap:
+            break
+    return bytes(body)

@@ -52,6 +52,25 @@ async def test_a_non_http_url_is_refused_and_named(
         await _item(client, url).read()
 
 
+@pytest.mark.parametrize("url", ["http://[bad/x.png", "http://cdn.example:99999/x.png"])
+async def test_a_malformed_url_is_a_typed_error(
+    make_hostile_client: ClientFactory, url: str
+) -> None:
+    """An image URL that does not parse raises APIResponseValidationError, not ValueError."""
+    client = make_hostile_client()
+    with pytest.raises(APIResponseValidationError, match="not a valid URL"):
+        await _item(client, url).read()
+
+
+async def test_a_malformed_redirect_location_is_a_typed_error(
+    hostile: HostileServer, hostile_client: AsyncTTAPI
+) -> None:
+    """A download redirected to a Location that does not parse raises a typed error."""
+    hostile.on("/img.png", redirect(302, "http://[oops/x.png"))
+    with pytest.raises(APIResponseValidationError, match="not a valid URL"):
+        await _item(hostile_client, hostile.url + "/img.png").read()
+
+
 @pytest.mark.parametrize(
     "host",
     ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "169.254.169.254", "10.1.2.3", "[::1]"],

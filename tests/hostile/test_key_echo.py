@@ -174,3 +174,26 @@ async def test_short_key_does_not_mangle_ordinary_messages(
     with pytest.raises(TTAPIError) as info:
         await client.images.generate(prompt="a cat", model="gpt-image-1")
     assert info.value.message == "account blocked"
+
+
+async def test_stream_cut_by_a_chunk_size_line_quoting_the_key_is_clean(
+    hostile: HostileServer, hostile_client: AsyncTTAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event stream whose second chunk-size line is the key fails clean, mid-stream."""
+    event = b'data: {"type": "image_generation.partial_image", "b64_json": ""}\n\n'
+    hostile.on(
+        GENERATIONS,
+        raw(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (len(event), event)
+            + KEY
+            + b"\r\nabc\r\n0\r\n\r\n"
+        ),
+    )
+    with caplog.at_level(logging.DEBUG), pytest.raises(APIConnectionError) as info:
+        async for _ in hostile_client.images.stream(prompt="a cat", model="gpt-image-1"):
+            pass
+    assert "malformed HTTP answer" in str(info.value)
+    assert_clean(render(info.value))
+    assert_clean(caplog.text)

@@ -249,3 +249,15 @@ async def test_injected_server_error_conforms(
     url = f"{fake_ttapi.url}/v1/images/generations"
     async with session.post(url, json={"prompt": "p"}) as resp:
         await _error_of(resp, status)
+
+
+async def test_free_size_is_the_one_known_deviation(
+    fake_ttapi: FakeTTAPI, session: aiohttp.ClientSession
+) -> None:
+    """A gpt-image-2 free size is answered as made, which only the spec's size enum refuses."""
+    body = {"prompt": "wide", "model": "gpt-image-2", "size": "1536x864"}
+    async with session.post(f"{fake_ttapi.url}/v1/images/generations", json=body) as resp:
+        answer = await resp.json()
+    assert answer["size"] == "1536x864"
+    problems = errors("ImagesResponse", answer)
+    assert len(problems) == 1 and problems[0].startswith("size:")

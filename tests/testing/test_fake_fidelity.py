@@ -253,3 +253,22 @@ async def test_client_hanging_up_during_delay_is_quiet(
         await asyncio.wait_for(logged.wait(), 10)
     assert [(r.status, r.fault) for r in fake_ttapi.requests] == [(0, "delay")]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+async def test_a_failing_endpoint_is_a_recorded_500(
+    fake_ttapi: FakeTTAPI,
+    session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An endpoint that raises answers 500 in the endpoint's error shape, logged and recorded."""
+
+    async def broken(*args: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(fake_ttapi._web.images, "_images", broken)
+    with caplog.at_level(logging.ERROR):
+        status, body = await post_json(session, fake_ttapi.url + GEN, {"prompt": "p"})
+    assert status == 500 and body["error"]["type"] == "server_error"
+    assert [(r.path, r.status) for r in fake_ttapi.requests] == [(GEN, 500)]
+    assert any("FakeTTAPI failed" in r.getMessage() for r in caplog.records)

@@ -165,3 +165,27 @@ async def test_finish_job_sends_one_hook(
 def test_is_loopback_url(url: str, ok: bool) -> None:
     """Only 127.0.0.0/8, ::1 and localhost over http(s) count as loopback."""
     assert is_loopback_url(url) is ok
+
+
+@pytest.mark.parametrize("fake_ttapi", [_hooks(hook_backoff=0.0)], indirect=True)
+async def test_callbacks_delivered_are_counted_per_job(
+    fake_ttapi: FakeTTAPI,
+    receiver: tuple[Receiver, str],
+    session: aiohttp.ClientSession,
+) -> None:
+    """stats(), /_fake/stats and the job's view count the callbacks delivered per job."""
+    rec, url = receiver
+    rec.statuses = [500]  # the first attempt for the first job fails, then is retried
+    first = fake_ttapi.create_job("one", hook_url=url)
+    second = fake_ttapi.create_job("two", hook_url=url)
+    quiet = fake_ttapi.create_job("none")
+    assert isinstance(fake_ttapi.clock, ManualClock)
+    fake_ttapi.clock.advance(30)
+    for _ in range(3):
+        await fake_ttapi.drain_hooks()
+    assert fake_ttapi.stats().hooks_delivered == {first: 1, second: 1}
+    _, stats = await get_json(session, f"{fake_ttapi.url}/_fake/stats")
+    assert stats["hooks_delivered"] == {first: 1, second: 1}
+    _, view = await get_json(session, f"{fake_ttapi.url}/_fake/jobs/{first}")
+    assert view["hooks_delivered"] == 1
+    assert fake_ttapi.job(quiet).hooks_delivered == 0  # type: ignore[union-attr]

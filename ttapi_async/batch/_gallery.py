@@ -8,13 +8,15 @@ view, and the filter by state is radio buttons and CSS.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import logging
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -33,6 +35,8 @@ __all__ = [
     "render_gallery",
     "write_gallery",
 ]
+
+logger = logging.getLogger("ttapi_async")
 
 GALLERY_NAME: Final = "index.html"
 PENDING: Final = "pending"
@@ -241,26 +245,48 @@ def write_gallery(out_dir: str | Path, items: Iterable[GalleryItem] | None = Non
 
 
 class GalleryWriter:
-    """Keep ``index.html`` current during a run: ``settled()`` per item, ``close()`` at the end.
+    """Keep ``index.html`` current during a run: ``settled()`` per item, ``aclose()`` at the end.
 
-    Rewriting reads every item, so it happens at most every ``interval`` seconds.
+    Rewriting reads every item, so it happens at most every ``interval`` seconds, one write
+    at a time, on a worker thread: the event loop never waits for it. A failed rewrite is
+    logged; the page is rebuilt by the next one (or by ``ttapi gallery DIR``).
     """
 
-    def __init__(self, out_dir: str | Path, *, interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.interval = interval
+        self._clock = clock
         self._last: float | None = None
+        self._writing: asyncio.Future[Path] | None = None
 
-    def settled(self, now: float | None = None) -> bool:
-        """Note that an item settled; rewrite the page if it is due. Return True if written."""
-        now = time.monotonic() if now is None else now
+    def settled(self) -> bool:
+        """Note that an item settled; start a rewrite if one is due. Return True if started."""
+        if self._writing is not None and not self._writing.done():
+            return False
+        now = self._clock()
         if self._last is not None and now - self._last < self.interval:
             return False
         self._last = now
-        write_gallery(self.out_dir)
+        self._writing = asyncio.get_running_loop().run_in_executor(
+            None, write_gallery, self.out_dir
+        )
+        self._writing.add_done_callback(_log_failure)
         return True
 
-    def close(self) -> Path:
-        """Write the final page."""
-        self._last = time.monotonic()
-        return write_gallery(self.out_dir)
+    async def aclose(self) -> Path:
+        """Wait for a rewrite in progress, then write the final page."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await asyncio.gather(writing, return_exceptions=True)
+        return await asyncio.get_running_loop().run_in_executor(None, write_gallery, self.out_dir)
+
+
+def _log_failure(future: asyncio.Future[Path]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("could not rewrite the gallery: %s", future.exception())

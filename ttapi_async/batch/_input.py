@@ -58,6 +58,30 @@ def _check_kind(_: object, __: object, value: str) -> None:
 def _check_id(_: object, __: object, value: str) -> None:
     if not isinstance(value, str):
         raise BatchInputError(f"an id must be a string, got {type(value).__name__}")
+    _check_unicode(value, "the id")
+
+
+def _check_params(_: object, __: object, value: Mapping[str, Any]) -> None:
+    _check_unicode(value, "the request")
+
+
+def _check_unicode(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse a lone surrogate (JSON's "\\udc80"): it is not text, and no journal stores it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BatchInputError(
+                f"{where} holds a lone surrogate ({value[exc.start]!r} at character "
+                f"{exc.start}), which is not valid Unicode"
+            ) from None
+    elif depth < 32 and isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_unicode(key, where, depth + 1)
+            _check_unicode(item, where, depth + 1)
+    elif depth < 32 and isinstance(value, (list, tuple)):
+        for item in value:
+            _check_unicode(item, where, depth + 1)
 
 
 @attrs.frozen
@@ -71,7 +95,9 @@ class BatchRequest:
 
     id: str = attrs.field(validator=_check_id)
     kind: Kind = attrs.field(validator=_check_kind)
-    params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    params: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=dict, hash=False, validator=_check_params
+    )
 
     @property
     def family(self) -> str:
@@ -120,7 +146,7 @@ def _is_jsonl(path: Path) -> bool:
         return True
     if path.suffix.lower() == ".txt":
         return False
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for line in fh:
             if line.strip() and not line.lstrip().startswith("#"):
                 return line.lstrip().startswith("{")
@@ -157,6 +183,26 @@ def read_requests(
                 f"{source}:{lineno}: id {request.id!r} is already used on line {first}"
             )
         yield request
+    if not seen:
+        raise BatchInputError(f"{source} holds no request (it is empty, or only comments)")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) of a UTF-8 file, without a leading BOM.
+
+    Decoded line by line so that a byte that is not UTF-8 is reported with its line.
+    """
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a BOM (Windows editors write one) is no part of the prompt
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BatchInputError(
+                    f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                    f"column {exc.start + 1}); save the file as UTF-8"
+                ) from None
 
 
 def _read_text(
@@ -164,34 +210,33 @@ def _read_text(
 ) -> Iterator[tuple[int, BatchRequest]]:
     base = _defaults_for(kind, defaults)
     count = 0
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            prompt = line.strip()
-            if not prompt or prompt.startswith("#"):
-                continue
-            count += 1
-            params = {**base, "prompt": prompt}
-            yield lineno, BatchRequest(f"{count:05d}", kind, params)  # type: ignore[arg-type]
+    for lineno, line in _lines(path):
+        prompt = line.strip()
+        if not prompt or prompt.startswith("#"):
+            continue
+        count += 1
+        params = {**base, "prompt": prompt}
+        yield lineno, BatchRequest(f"{count:05d}", kind, params)  # type: ignore[arg-type]
 
 
 def _read_jsonl(
     path: Path, kind: str, defaults: Mapping[str, Any]
 ) -> Iterator[tuple[int, BatchRequest]]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            try:
-                obj = json.loads(text)
-            except ValueError as exc:
-                raise BatchInputError(f"{path}:{lineno}: not valid JSON ({exc})") from None
-            if not isinstance(obj, dict):
-                raise BatchInputError(f"{path}:{lineno}: expected a JSON object")
-            try:
-                yield lineno, _request_of(obj, lineno, kind, defaults, path.parent)
-            except BatchInputError as exc:
-                raise BatchInputError(f"{path}:{lineno}: {exc}") from None
+    for lineno, line in _lines(path):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise BatchInputError(f"{path}:{lineno}: not valid JSON ({reason})") from None
+        if not isinstance(obj, dict):
+            raise BatchInputError(f"{path}:{lineno}: expected a JSON object")
+        try:
+            yield lineno, _request_of(obj, lineno, kind, defaults, path.parent)
+        except BatchInputError as exc:
+            raise BatchInputError(f"{path}:{lineno}: {exc}") from None
 
 
 def _request_of(

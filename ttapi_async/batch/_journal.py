@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._redact import redact
 from ._commit import GroupCommit, Op
 from ._errors import JournalCorruptError, JournalWriteError
 from ._input import BatchRequest
@@ -58,6 +59,11 @@ __all__ = [
     "Journal",
     "SyncReport",
 ]
+
+
+def _clean(text: str | None) -> str | None:
+    # What a server said (an error, a job id it made up) may quote the API key.
+    return None if text is None else redact(text)
 
 
 class Journal:
@@ -351,7 +357,7 @@ class Journal:
         now = time.time()
         await self._write(
             "UPDATE items SET state='submitted', job_id=?, submitted_at=?, updated_at=? WHERE id=?",
-            (job_id, now, now, item_id),
+            (_clean(job_id), now, now, item_id),
             wait=True,
             sync=True,
         )
@@ -360,7 +366,7 @@ class Journal:
         """Record that the service refused the request before doing anything."""
         await self._write(
             "UPDATE items SET state='pending', error=?, updated_at=? WHERE id=?",
-            (error, time.time(), item_id),
+            (_clean(error), time.time(), item_id),
             wait=True,
         )
 
@@ -393,7 +399,7 @@ class Journal:
         now = time.time()
         await self._write(
             "UPDATE items SET state='failed', error=?, finished_at=?, updated_at=? WHERE id=?",
-            (error, now, now, item_id),
+            (_clean(error), now, now, item_id),
             wait=False,
         )
 
@@ -402,7 +408,7 @@ class Journal:
         now = time.time()
         await self._write(
             "UPDATE items SET state='unknown', error=?, finished_at=?, updated_at=? WHERE id=?",
-            (error, now, now, item_id),
+            (_clean(error), now, now, item_id),
             wait=True,
             sync=True,
         )
@@ -411,7 +417,7 @@ class Journal:
         """Record a problem without changing the state (a job still running at a deadline)."""
         await self._write(
             "UPDATE items SET error=?, updated_at=? WHERE id=?",
-            (error, time.time(), item_id),
+            (_clean(error), time.time(), item_id),
             wait=False,
         )
 

@@ -6,7 +6,7 @@ import hashlib
 import re
 from typing import Final
 
-__all__ = ["MAX_STEM", "safe_stem", "stem_key"]
+__all__ = ["MAX_STEM", "reserved_on_windows", "safe_stem", "stem_key"]
 
 #: Longest stem kept from an id; leaves room under the usual 255-byte name limit for a hash,
 #: an index, an extension and the ``.NAME.XXXX.part`` temporary name.
@@ -36,10 +36,22 @@ def safe_stem(item_id: str) -> str:
     # Windows drops trailing dots.
     stem = stem.lstrip("._-").rstrip(".")
     stem = stem[:MAX_STEM].rstrip(".")
-    reserved = stem.split(".", 1)[0].upper() in _RESERVED
-    if stem == item_id and stem and not reserved:
+    if stem == item_id and stem and not reserved_on_windows(stem):
         return stem
-    return f"{stem or 'item'}-{_digest(item_id)}"
+    # The hash goes before the first dot: Windows reads "nul.txt-1a2b.png" as NUL whatever
+    # follows the dot, but "nul-1a2b.txt.png" is an ordinary name.
+    head, dot, tail = stem.partition(".")
+    return f"{head or 'item'}-{_digest(item_id)}{dot}{tail}"
+
+
+def reserved_on_windows(name: str) -> bool:
+    """Return True when Windows would treat ``name`` as a device, or cannot keep it as is.
+
+    A device name (CON, NUL, COM1...) is reserved with any extension and any case ("nul.txt",
+    "Con.tar.gz"), and with spaces before the dot; a trailing dot or space is dropped.
+    """
+    base = name.split(".", 1)[0].rstrip(" ")
+    return base.upper() in _RESERVED or name.endswith((".", " "))
 
 
 def stem_key(stem: str) -> str:

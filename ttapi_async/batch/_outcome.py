@@ -6,14 +6,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from .._redact import redact
 from ._errors import JournalWriteError
 from ._journal import Journal
 from ._outputs import Manifest, manifest_line
 from ._states import DONE, ItemRow, SyncReport
+
+if TYPE_CHECKING:
+    from ._gallery import GalleryWriter
 
 __all__ = ["BatchOutcome", "BatchStats", "Endings", "OutcomeState"]
 
@@ -104,6 +108,8 @@ class Endings:
         self.out_dir = out_dir
         self._on_write_error = on_write_error
         self._started: dict[str, float] = {}
+        #: told of every ending, to keep index.html current (set by the runner)
+        self.gallery: GalleryWriter | None = None
 
     def started(self, item_id: str) -> None:
         """Note when the item's first request of this run left."""
@@ -151,6 +157,8 @@ class Endings:
 
     def record(self, row: ItemRow, state: OutcomeState, **kw: Any) -> BatchOutcome:
         """Return the outcome, and write its manifest line."""
+        if kw.get("error") is not None:
+            kw["error"] = redact(kw["error"])  # what a server said may quote the API key
         outcome = BatchOutcome(id=row.id, kind=row.kind, state=state, **kw)
         started = self._started.pop(row.id, None)
         now = time.time()
@@ -173,4 +181,6 @@ class Endings:
                 self.manifest.append(line)
             except OSError as exc:  # the journal is the record; the manifest is rebuilt from it
                 self._on_write_error(exc)
+        if self.gallery is not None:
+            self.gallery.settled()
         return outcome

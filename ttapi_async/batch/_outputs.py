@@ -13,14 +13,14 @@ import binascii
 import concurrent.futures
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
-from .._files import decode_b64_to_file
+from .._files import atomic_writer, decode_b64_to_file
 from .._params import sniff_image_format
+from .._redact import redact
 from ._journal import DONE, FAILED, UNKNOWN, ItemRow, Journal
 
 __all__ = [
@@ -129,6 +129,11 @@ def manifest_line(row: ItemRow, out_dir: Path) -> dict[str, Any]:
     }
 
 
+def _line(record: Mapping[str, Any]) -> str:
+    # Through the client's redaction: an error or a job id may quote the API key.
+    return redact(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n"
+
+
 class Manifest:
     """``manifest.jsonl``: a line per item as it finishes, compacted to one per item at the end.
 
@@ -147,29 +152,25 @@ class Manifest:
         """Append one record; flushed at most every ``FLUSH_EVERY`` seconds, and at the end."""
         if self._fh is None:
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._fh.write(_line(record))
         now = time.monotonic()
         if now - self._flushed >= FLUSH_EVERY:
             self._fh.flush()
             self._flushed = now
 
     def compact(self, journal: Journal) -> int:
-        """Rewrite the manifest from the journal; return how many lines it holds."""
+        """Rewrite the manifest from the journal; return how many lines it holds.
+
+        Written like an image (``atomic_writer``): replaced only once whole, and with the
+        mode the images get, not mkstemp's private 0600.
+        """
         self.close()
-        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".part", dir=self.out_dir)
         count = 0
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                rows: Iterable[ItemRow] = journal.rows((DONE, FAILED, UNKNOWN))
-                for row in rows:
-                    line = manifest_line(row, self.out_dir)
-                    fh.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
-                    count += 1
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(self.path) as fh:
+            rows: Iterable[ItemRow] = journal.rows((DONE, FAILED, UNKNOWN))
+            for row in rows:
+                fh.write(_line(manifest_line(row, self.out_dir)).encode("utf-8"))
+                count += 1
         return count
 
     def close(self) -> None:

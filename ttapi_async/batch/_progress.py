@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import IO, Any
 
+from .._redact import redact
 from ._outcome import BatchOutcome, BatchStats
 
 __all__ = ["JsonEvents", "RichProgress", "summary_lines", "summary_record"]
@@ -87,7 +88,7 @@ def summary_lines(stats: BatchStats, out_dir: str) -> list[str]:
         )
     if stats.failed:
         lines.append("--retry-failed retries the failed items; see manifest.jsonl for reasons")
-    return lines
+    return [redact(line) for line in lines]
 
 
 class JsonEvents:
@@ -99,7 +100,7 @@ class JsonEvents:
     def emit(self, event: str, **fields: Any) -> None:
         """Write one event and flush it."""
         record = {"event": event, **fields}
-        self.out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self.out.write(redact(json.dumps(record, ensure_ascii=False, default=str)) + "\n")
         self.out.flush()
 
     def item(self, outcome: BatchOutcome) -> None:
@@ -159,7 +160,7 @@ class RichProgress:
         """Print one item that did not end done above the bar (ids and errors as plain text)."""
         from rich.text import Text
 
-        line = Text.assemble((outcome.state, "red"), f" {outcome.id}: {outcome.error}")
+        line = Text.assemble((outcome.state, "red"), redact(f" {outcome.id}: {outcome.error}"))
         self.console.print(line, highlight=False)
 
     def refresh(self) -> None:

@@ -57,6 +57,7 @@ class Dalle3(Resource):
         # The contract wraps this endpoint's answer in TTAPI's envelope, but any endpoint may
         # answer in OpenAI's shape: take either, and either error shape.
         data = maybe_unwrap(payload, status_code=status, headers=headers, redact=client._redact)
-        return bind(
-            structure(data, ImagesResponse, status_code=status, redact=client._redact), client
-        )
+        response = structure(data, ImagesResponse, status_code=status, redact=client._redact)
+        object.__setattr__(response, "_headers", headers)
+        client.spent.add_usage("dall-e-3", response.usage)
+        return bind(response, client)

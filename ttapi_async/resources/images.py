@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -21,7 +22,14 @@ from .._response import maybe_unwrap
 from .._sse import ServerSentEvent
 from .._translation import Translating
 from .._types import NOT_GIVEN, NotGiven, RequestOptions
-from .._uploads import ImageInput, build_form, is_reference, prepare_upload, reference
+from .._uploads import (
+    ImageInput,
+    build_form,
+    is_reference,
+    prepare_upload,
+    reads_files,
+    reference,
+)
 from ._base import Resource, compact
 from ._checks import check_extra_body
 
@@ -134,7 +142,7 @@ class Images(Resource):
         payload, status, headers = await client._send(
             "POST", GENERATIONS, json_body=body, idempotent=False, options=options
         )
-        return _images_response(client, payload, status, headers)
+        return _images_response(client, payload, status, headers, body.get("model"))
 
     def stream(
         self,
@@ -237,8 +245,16 @@ class Images(Resource):
         options = self._options(
             timeout, max_retries, retry_possibly_submitted, extra_headers, idle_timeout=idle_timeout
         )
-        json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
-        return await self._post_images(EDITS, json_body=json_body, form=form, options=options)
+        if reads_files([*_as_list(image), mask]):
+            # A file's read may stall (a network file system): never on the event loop.
+            json_body, form = await asyncio.to_thread(
+                self._edit_body, fields, image, mask, validate, extra_body
+            )
+        else:
+            json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
+        return await self._post_images(
+            EDITS, json_body=json_body, form=form, options=options, model=model
+        )
 
     def stream_edit(
         self,
@@ -337,21 +353,32 @@ class Images(Resource):
         json_body: Mapping[str, Any] | None,
         form: FormFactory | None = None,
         options: RequestOptions | None,
+        model: str | None = None,
     ) -> ImagesResponse:
         client = self._client
         payload, status, headers = await client._send(
             "POST", path, json_body=json_body, form=form, idempotent=False, options=options
         )
-        return _images_response(client, payload, status, headers)
+        return _images_response(client, payload, status, headers, model)
 
 
 def _images_response(
-    client: AsyncTTAPI, payload: Any, status: int, headers: Mapping[str, str]
+    client: AsyncTTAPI,
+    payload: Any,
+    status: int,
+    headers: Mapping[str, str],
+    model: object,
 ) -> ImagesResponse:
-    """Build the ImagesResponse of an answer (unwrapped if TTAPI wrapped it), bound to client."""
+    """Build the ImagesResponse of an answer (unwrapped if TTAPI wrapped it), bound to client.
+
+    It keeps the answer's headers, and its usage goes into ``client.spent`` under ``model``.
+    """
     redact = client._redact
     payload = maybe_unwrap(payload, status_code=status, headers=headers, redact=redact)
-    return bind(structure(payload, ImagesResponse, status_code=status, redact=redact), client)
+    response = structure(payload, ImagesResponse, status_code=status, redact=redact)
+    object.__setattr__(response, "_headers", headers)
+    client.spent.add_usage(model if isinstance(model, str) else None, response.usage)
+    return bind(response, client)
 
 
 def _is_sequence_input(image: object) -> bool:

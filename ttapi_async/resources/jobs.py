@@ -79,6 +79,7 @@ class JobResource(Resource):
     def __init__(self, client: AsyncTTAPI) -> None:
         super().__init__(client)
         self._poll_fn = self._poll
+        self._results: dict[str, Callable[[JobStatus], JobResult]] = {}
 
     # --- one request each ------------------------------------------------------------------
 
@@ -137,7 +138,9 @@ class JobResource(Resource):
                     payload, status_code=status, headers=headers, redact=client._redact
                 )
             payload = {**payload, "jobId": client._redact(job_id)}
-        return structure(payload, JobStatus, status_code=status, redact=client._redact)
+        job_status = structure(payload, JobStatus, status_code=status, redact=client._redact)
+        object.__setattr__(job_status, "_headers", headers)
+        return job_status
 
     async def _submit(
         self,
@@ -167,7 +170,9 @@ class JobResource(Resource):
         )
         data = unwrap_envelope(payload, status_code=status, headers=headers, redact=client._redact)
         submitted = structure(data, _Submitted, status_code=status, redact=client._redact)
-        return self._watch(submitted.job_id, self._key(body.get("model")), 0.0, deadline)
+        job = self._watch(submitted.job_id, self._key(body.get("model")), 0.0, deadline)
+        job._headers = headers
+        return job
 
     def resume(
         self,
@@ -203,12 +208,23 @@ class JobResource(Resource):
             fetch=self._poll_fn,
             age=age,
             deadline=deadline,
-            make_result=self._result,
+            make_result=self._result_for(key),
             resume_hint=f"client.{self.family.name}.resume",
         )
 
-    def _result(self, status: JobStatus) -> JobResult:
-        return bind(JobResult.from_status(status), self._client)
+    def _result_for(self, key: str) -> Callable[[JobStatus], JobResult]:
+        # One factory per product key, made once: a settled job's quota is counted under it.
+        made = self._results.get(key)
+        if made is None:
+            spent = self._client.spent
+
+            def made(status: JobStatus) -> JobResult:
+                result = bind(JobResult.from_status(status), self._client)
+                spent.add_quota(key, result.quota)
+                return result
+
+            self._results[key] = made
+        return made
 
 
 class GPT4o(JobResource):

@@ -9,11 +9,26 @@ from __future__ import annotations
 import fnmatch
 import math
 import random
+import time
+from collections.abc import Iterable
 from typing import Literal
 
 import attrs
 
-__all__ = ["Duration", "FaultKind", "FaultRule"]
+from ._clock import Clock
+
+__all__ = [
+    "Duration",
+    "FaultKind",
+    "FaultRule",
+    "default_clock",
+    "positive",
+    "share",
+    "to_duration",
+    "to_optional_duration",
+    "to_rules",
+    "to_strings",
+]
 
 DurationKind = Literal["fixed", "uniform", "lognormal"]
 FaultKind = Literal["status", "drop_before", "drop_after", "delay", "malformed", "truncate"]
@@ -147,3 +162,49 @@ class FaultRule:
         if kind == "delay":
             return cls("delay", path, probability, delay=float(arg or 1.0))
         return cls(kind, path, probability)  # type: ignore[arg-type]
+
+
+# --- converters and validators of FakeTTAPI settings ------------------------------
+
+
+def default_clock(clock: Clock | None) -> Clock:
+    """Return ``clock``, or ``time.monotonic`` when none is given."""
+    return time.monotonic if clock is None else clock
+
+
+def to_duration(value: Duration | float) -> Duration:
+    """Return a Duration; a bare number is a fixed one, any other type a TypeError."""
+    # A bare number is the obvious way to say "always this long".
+    if isinstance(value, Duration):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Duration.fixed(float(value))
+    raise TypeError(f"expected a Duration or a number of seconds, got {type(value).__name__}")
+
+
+def to_optional_duration(value: Duration | float | None) -> Duration | None:
+    """Return ``to_duration(value)``, or None for None."""
+    return None if value is None else to_duration(value)
+
+
+def to_strings(values: Iterable[str]) -> tuple[str, ...]:
+    """Return a tuple of strings; one bare str is one item."""
+    # A bare str would become a tuple of characters: one key is still one key.
+    return (values,) if isinstance(values, str) else tuple(values)
+
+
+def to_rules(rules: Iterable[FaultRule]) -> tuple[FaultRule, ...]:
+    """Return the rules as a tuple."""
+    return tuple(rules)
+
+
+def positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    """Refuse a value that is not > 0."""
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def share(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    """Refuse a value outside [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be within [0, 1], got {value!r}")

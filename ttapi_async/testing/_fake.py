@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,10 +11,21 @@ from aiohttp import web
 
 from ._app import FakeApp
 from ._clock import Clock, ManualClock
-from ._config import Duration, FaultRule
+from ._config import (
+    Duration,
+    FaultRule,
+    default_clock,
+    positive,
+    share,
+    to_duration,
+    to_optional_duration,
+    to_rules,
+    to_strings,
+)
+from ._control import JobControl
 from ._hooks import HookDelivery, HookScheduler
 from ._images import ImageCache
-from ._jobs import FAILED, SUCCESS, Job
+from ._manual import ClockDriver
 from ._records import FakeStats, JobView, RequestRecord
 from ._state import FakeState
 
@@ -28,49 +37,13 @@ __all__ = ["FakeTTAPI"]
 IdSpelling = Literal["jobId", "job_id", "both"]
 
 
-def _default_clock(clock: Clock | None) -> Clock:
-    return time.monotonic if clock is None else clock
-
-
-def _duration(value: Duration | float) -> Duration:
-    # A bare number is the obvious way to say "always this long".
-    if isinstance(value, Duration):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Duration.fixed(float(value))
-    raise TypeError(f"expected a Duration or a number of seconds, got {type(value).__name__}")
-
-
-def _optional_duration(value: Duration | float | None) -> Duration | None:
-    return None if value is None else _duration(value)
-
-
-def _strings(values: Iterable[str]) -> tuple[str, ...]:
-    # A bare str would become a tuple of characters: one key is still one key.
-    return (values,) if isinstance(values, str) else tuple(values)
-
-
-def _rules(rules: Iterable[FaultRule]) -> tuple[FaultRule, ...]:
-    return tuple(rules)
-
-
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _share(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be within [0, 1], got {value!r}")
-
-
 # Frozen, so one shared default instance is safe.
 _DEFAULT_JOB_DURATION = Duration.lognormal(40.0, 0.35)
 _SPELLINGS = attrs.validators.in_(("jobId", "job_id", "both"))
 
 
 @attrs.define(kw_only=True, eq=False)
-class FakeTTAPI:
+class FakeTTAPI(JobControl):
     """Emulate TTAPI's image API (every endpoint of docs/contract.md) on a local port.
 
     ::
@@ -94,20 +67,22 @@ class FakeTTAPI:
     #: the key every endpoint accepts (``TT-API-KEY``, or ``Authorization: Bearer`` on /v1)
     api_key: str = attrs.field(default="tt-fake-key", repr=False)
     #: more accepted keys (each with its own rate bucket and job limits)
-    extra_keys: tuple[str, ...] = attrs.field(default=(), converter=_strings, repr=False)
+    extra_keys: tuple[str, ...] = attrs.field(default=(), converter=to_strings, repr=False)
     #: keys that authenticate but are answered 402 (balance or quota insufficient)
-    quota_exhausted_keys: tuple[str, ...] = attrs.field(default=(), converter=_strings, repr=False)
+    quota_exhausted_keys: tuple[str, ...] = attrs.field(
+        default=(), converter=to_strings, repr=False
+    )
     #: keys that authenticate but are answered 403 (account blocked)
-    blocked_keys: tuple[str, ...] = attrs.field(default=(), converter=_strings, repr=False)
+    blocked_keys: tuple[str, ...] = attrs.field(default=(), converter=to_strings, repr=False)
     host: str = "127.0.0.1"
     #: 0 binds a free port; read the result from ``url``
     port: int = 0
     #: seeds the one generator behind job ids, durations, outcomes and faults
     seed: int = 0
     #: clock seconds per service second: 0.01 makes a 60 s job last 0.6 s
-    time_scale: float = attrs.field(default=1.0, validator=_positive)
+    time_scale: float = attrs.field(default=1.0, validator=positive)
     #: "now" in seconds (default ``time.monotonic``); pass a ``ManualClock`` in tests
-    clock: Clock = attrs.field(default=None, converter=_default_clock)
+    clock: Clock = attrs.field(default=None, converter=default_clock)
     #: the Unix time the clock's start stands for (default: the wall clock at creation)
     epoch: float | None = None
     #: "small" compresses to kilobytes; "realistic" weighs what a real PNG does (MBs)
@@ -119,9 +94,9 @@ class FakeTTAPI:
     #: budget of the rendered-image cache
     image_cache_bytes: int = 96 * 1024 * 1024
     #: how long image URLs live (the vendor: 60 minutes)
-    url_ttl: float = attrs.field(default=3600.0, validator=_positive)
+    url_ttl: float = attrs.field(default=3600.0, validator=positive)
     #: extra time the synchronous endpoints take before answering (None: none)
-    latency: Duration | None = attrs.field(default=None, converter=_optional_duration)
+    latency: Duration | None = attrs.field(default=None, converter=to_optional_duration)
     #: pause between server-sent events
     stream_interval: float = 0.0
     #: partial images a stream sends: "varied" (seeded: all asked half the time, fewer
@@ -130,11 +105,11 @@ class FakeTTAPI:
         default="varied", validator=attrs.validators.in_(("varied", "exact"))
     )
     #: how long a job takes from submission to its end (a number: always that many seconds)
-    job_duration: Duration = attrs.field(default=_DEFAULT_JOB_DURATION, converter=_duration)
+    job_duration: Duration = attrs.field(default=_DEFAULT_JOB_DURATION, converter=to_duration)
     #: the share of that time spent PENDING_QUEUE before ON_QUEUE
-    queue_share: float = attrs.field(default=0.2, validator=_share)
+    queue_share: float = attrs.field(default=0.2, validator=share)
     #: the probability that a job ends FAILED
-    job_failure_rate: float = attrs.field(default=0.0, validator=_share)
+    job_failure_rate: float = attrs.field(default=0.0, validator=share)
     #: ``message`` of a FAILED job
     job_failure_message: str = "job failed"
     #: ``quota`` of a job that did not fail ("0" when it did)
@@ -150,11 +125,11 @@ class FakeTTAPI:
     #: requests a key may make at once before the rate applies
     rate_burst: int = 10
     #: faults active from the start
-    faults: tuple[FaultRule, ...] = attrs.field(default=(), converter=_rules)
+    faults: tuple[FaultRule, ...] = attrs.field(default=(), converter=to_rules)
     #: HTTP status of a business failure (FAILED envelope) outside /v1; the vendor also uses 200
     business_failure_status: int = 400
     #: prompt words refused with 400 (a stand-in for the vendor's banned words)
-    banned_words: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    banned_words: tuple[str, ...] = attrs.field(default=(), converter=to_strings)
     #: how many times a failed callback is retried
     hook_retries: int = 3
     #: service seconds before the first retry of a callback, doubling after
@@ -163,6 +138,9 @@ class FakeTTAPI:
     hook_timeout: float = 5.0
     #: how many request records to keep (the counters keep counting past it)
     request_log_limit: int = 10_000
+    #: on a ManualClock, real seconds the clock may stand still while a job of ``client()``
+    #: is pending before that job fails saying so (None: wait forever)
+    manual_clock_stall: float | None = 5.0
 
     _state: FakeState = attrs.field(init=False, repr=False)
     _images: ImageCache = attrs.field(init=False, repr=False)
@@ -174,6 +152,7 @@ class FakeTTAPI:
     _sizes: dict[str, str] = attrs.field(init=False, repr=False, factory=dict)
     _runner: web.AppRunner | None = attrs.field(init=False, repr=False, default=None)
     _bound_url: str | None = attrs.field(init=False, repr=False, default=None)
+    _drivers: list[ClockDriver] = attrs.field(init=False, repr=False, factory=list)
 
     def __attrs_post_init__(self) -> None:
         keys = (self.api_key, *self.extra_keys, *self.quota_exhausted_keys, *self.blocked_keys)
@@ -271,6 +250,9 @@ class FakeTTAPI:
             self.clock.subscribe(self._hooks.wake)
 
     async def _on_cleanup(self, app: web.Application) -> None:
+        for driver in self._drivers:
+            driver.stop()
+        self._drivers.clear()
         if isinstance(self.clock, ManualClock):
             self.clock.unsubscribe(self._hooks.wake)
         await self._hooks.close()
@@ -281,6 +263,10 @@ class FakeTTAPI:
         Its job watcher keeps the fake's time: it reads a ``ManualClock`` when the fake
         has one (advancing the clock then drives both), and its poll schedule is scaled by
         ``time_scale``, so a "60 s" job at 0.01 is polled as often as the real one would be.
+        On a ManualClock, a job is fetched as soon as an advance passes its end (jobs with a
+        ``hookUrl`` wait for their callback), so ``clock.advance(6)`` then ``await job``
+        finishes a 5 s job; and a job left pending while the clock stands still for
+        ``manual_clock_stall`` real seconds fails with an error saying so, never hangs.
         """
         from .._client import AsyncTTAPI
         from .._schedule import PollSchedule
@@ -288,6 +274,8 @@ class FakeTTAPI:
         client = AsyncTTAPI(api_key=self.api_key, base_url=self.url, **kwargs)
         if isinstance(self.clock, ManualClock):
             client.watcher.configure(clock=self.clock)
+            self._drivers = [d for d in self._drivers if not d.watcher.closed]
+            self._drivers.append(ClockDriver(self, client.watcher, self.clock))
         if self.time_scale != 1.0:
             client.watcher.configure(schedule=PollSchedule().scaled(self.time_scale))
         return client
@@ -358,103 +346,3 @@ class FakeTTAPI:
         """Answer the next ``n`` requests to ``path`` with ``status`` in the path's error shape."""
         statuses = (status,) if isinstance(status, int) else tuple(status)
         self.add_fault(FaultRule("status", path, status=statuses, method=method, times=n))
-
-    def create_job(
-        self,
-        prompt: str,
-        *,
-        product: Literal["4o-image", "gpt"] = "4o-image",
-        hook_url: str | None = None,
-        refer_images: list[str] | None = None,
-        model: str | None = None,
-        size: str = "1024x1024",
-        key: str | None = None,
-    ) -> str:
-        """Create a job as if it had been submitted now, without HTTP; return its id."""
-        job = self._create_job(
-            product=product,
-            key=self._keys[key or self.api_key],
-            prompt=prompt,
-            refer_images=refer_images,
-            hook_url=hook_url,
-            model=model,
-            size=size,
-        )
-        return job.id
-
-    def finish_job(
-        self,
-        job_id: str,
-        status: Literal["SUCCESS", "FAILED"] = "SUCCESS",
-        message: str | None = None,
-    ) -> JobView:
-        """End a pending job now as SUCCESS or FAILED; its callback, if any, falls due.
-
-        Raise ``KeyError`` for an unknown job, ``ValueError`` for one that has ended.
-        """
-        state = self._state
-        job = state.jobs.get(job_id)
-        if job is None:
-            raise KeyError(job_id)
-        if status not in (SUCCESS, FAILED):
-            raise ValueError(f"status must be SUCCESS or FAILED, not {status!r}")
-        state.jobs.finish(job, status, message or self.job_failure_message, self.clock())
-        if job.hook_url is not None:
-            self._hooks_schedule(job)
-        view = self.job(job_id)
-        assert view is not None
-        return view
-
-    async def drain_hooks(self, timeout: float = 10.0) -> None:
-        """Wait until every callback due now has been delivered, retried or given up."""
-        await self._hooks.drain(timeout)
-
-    # --- internals used by the app ----------------------------------------------------
-
-    def _create_job(
-        self,
-        *,
-        product: str,
-        key: str,
-        prompt: str,
-        refer_images: list[str] | None,
-        hook_url: str | None,
-        model: str | None,
-        size: str,
-    ) -> Job:
-        # Durations and outcomes read the settings now, so a test may change
-        # job_failure_rate or job_duration between submissions.
-        job = self._state.jobs.create(
-            product=product,
-            key=key,
-            prompt=prompt,
-            refer_images=refer_images,
-            hook_url=hook_url,
-            model=model,
-            # Interned: 100,000 jobs of one size share one string.
-            size=self._sizes.setdefault(size, size),
-            now=self.clock(),
-            duration=self.job_duration,
-            queue_share=self.queue_share,
-            failure_rate=self.job_failure_rate,
-            failure_message=self.job_failure_message,
-        )
-        if hook_url:
-            self._hooks_schedule(job)
-        return job
-
-    def _hooks_schedule(self, job: Job) -> None:
-        end = job.end()
-        self._hooks.schedule(end, job.id, end)
-
-    def _hook_body(self, job_id: str, end: float) -> tuple[str, bytes] | None:
-        state = self._state
-        job = state.jobs.get(job_id)
-        # A stale entry: the job was reset away, or settled at another time.
-        if job is None or job.hook_url is None or job.end() != end:
-            return None
-        body = state.fetch_body(job, self.clock(), self._bound_url or "")
-        return job.hook_url, json.dumps(body, separators=(",", ":")).encode()
-
-    def _record_hook(self, delivery: HookDelivery) -> None:
-        self._state.record_hook(delivery)

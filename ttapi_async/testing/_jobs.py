@@ -129,6 +129,8 @@ class JobStore:
         self.time_scale = time_scale
         self._jobs: dict[str, Job] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        #: product -> the most jobs one key has had in progress at once (what the limit caps)
+        self.peak_in_progress: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -190,6 +192,10 @@ class JobStore:
         if bucket is None:
             bucket = self._buckets[(key, product)] = _Bucket()
         heapq.heappush(bucket.heap, job)
+        # A peak can only be reached at a submission: count it there.
+        in_progress = bucket.in_progress(now)
+        if in_progress > self.peak_in_progress.get(product, 0):
+            self.peak_in_progress[product] = in_progress
         return job
 
     def finish(self, job: Job, status: str, message: str, now: float) -> None:
@@ -218,3 +224,4 @@ class JobStore:
         """Forget every job."""
         self._jobs.clear()
         self._buckets.clear()
+        self.peak_in_progress.clear()

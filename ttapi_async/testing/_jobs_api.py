@@ -46,6 +46,7 @@ class JobsAPI(Steps):
         now = state.clock()
         limit = fake.max_jobs_in_progress
         if limit is not None and state.jobs.in_progress(ctx.key, product, now) >= limit:
+            state.queue_full[product] += 1
             return envelope_error(499, ENVELOPE_MESSAGES[499])
         params = ctx.params
         prompt = prompt_of(params)

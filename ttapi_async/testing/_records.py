@@ -48,6 +48,8 @@ class JobView:
     message: str | None
     quota: str
     image_url: str | None
+    #: callbacks delivered for this job (answered 2xx)
+    hooks_delivered: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Return this view as JSON-ready data."""
@@ -70,6 +72,12 @@ class FakeStats:
     hooks: dict[str, int]
     #: fault kind -> how many requests it struck
     faults: dict[str, int]
+    #: product -> the most jobs one key had in progress at once (``max_jobs_in_progress`` caps it)
+    peak_in_progress: dict[str, int] = attrs.field(factory=dict)
+    #: product -> submits refused 499 because the key had ``max_jobs_in_progress`` running
+    queue_full: dict[str, int] = attrs.field(factory=dict)
+    #: job id -> callbacks delivered for it (answered 2xx); a job called back twice shows 2
+    hooks_delivered: dict[str, int] = attrs.field(factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Return the counters as JSON-ready data (status codes become strings)."""

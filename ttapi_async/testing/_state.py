@@ -63,6 +63,10 @@ class FakeState:
         self.hook_outcomes: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
         self.hook_deliveries: list[HookDelivery] = []
+        #: product -> submits refused 499 because the key had too many jobs in progress
+        self.queue_full: Counter[str] = Counter()
+        #: job id -> callbacks delivered (answered 2xx)
+        self.hooks_delivered: Counter[str] = Counter()
 
     # --- time -------------------------------------------------------------------------
 
@@ -95,6 +99,8 @@ class FakeState:
     def record_hook(self, delivery: HookDelivery) -> None:
         """Keep one hook delivery attempt."""
         self.hook_outcomes[delivery.outcome] += 1
+        if delivery.outcome == "delivered":
+            self.hooks_delivered[delivery.job_id] += 1
         self.hook_deliveries.append(delivery)
 
     def stats(self) -> FakeStats:
@@ -106,6 +112,9 @@ class FakeState:
             jobs=self.jobs.count_by_state(self.clock()),
             hooks=dict(self.hook_outcomes),
             faults=dict(self.fault_counts),
+            peak_in_progress=dict(self.jobs.peak_in_progress),
+            queue_full=dict(self.queue_full),
+            hooks_delivered=dict(self.hooks_delivered),
         )
 
     # --- files ------------------------------------------------------------------------
@@ -187,4 +196,5 @@ class FakeState:
             message=body["message"],
             quota=data["quota"],
             image_url=data["imageUrl"],
+            hooks_delivered=self.hooks_delivered.get(job.id, 0),
         )

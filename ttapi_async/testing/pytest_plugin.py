@@ -11,9 +11,9 @@
 
 Settings come from the ``fake_ttapi`` marker's keyword arguments, or from an
 indirect parametrisation with a dict (``indirect=["fake_ttapi"]``); the
-parametrised values win. The fixture needs pytest-asyncio; without it the
-plugin registers only the marker, so installing ttapi_async never breaks a
-test suite that does not use the fixture.
+parametrised values win. The fixture needs pytest-asyncio; without it a test
+that asks for the fixture fails with what to install, and a suite that does not
+use it is untouched.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 
 from ._fake import FakeTTAPI
 
-__all__ = ["fake_ttapi", "pytest_configure"]
+__all__ = ["MISSING_PYTEST_ASYNCIO", "fake_ttapi", "pytest_configure"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,10 +51,21 @@ async def _serve(request: pytest.FixtureRequest) -> AsyncIterator[FakeTTAPI]:
         yield fake
 
 
+#: What a test that asks for the fixture is told when pytest-asyncio is missing.
+MISSING_PYTEST_ASYNCIO = (
+    "the fake_ttapi fixture needs pytest-asyncio: pip install pytest-asyncio, then set "
+    'asyncio_mode = "auto" under [tool.pytest.ini_options] (or mark each test '
+    "@pytest.mark.asyncio)"
+)
+
 try:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - exercised only without pytest-asyncio
-    pass
+except ImportError:  # exercised in a subprocess: tests/test_readme_project.py
+
+    @pytest.fixture(name="fake_ttapi")
+    def _fake_ttapi_needs_pytest_asyncio(request: pytest.FixtureRequest) -> FakeTTAPI:
+        """Fail the test with what is missing (instead of "fixture 'fake_ttapi' not found")."""
+        pytest.fail(MISSING_PYTEST_ASYNCIO, pytrace=False)
 else:
 
     @pytest_asyncio.fixture
