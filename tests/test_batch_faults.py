@@ -258,3 +258,25 @@ async def test_an_id_holding_a_registered_short_key_still_runs(tmp_path: Path) -
     requests = [BatchRequest("a/zq", "gpt4o", {"prompt": "p"})]
     outcomes = await run(BatchRunner(client, tmp_path), requests)  # type: ignore[arg-type]
     assert outcomes["a/zq"].state == "done"
+
+
+class _NoId:
+    """A submit answer whose job id cannot be read."""
+
+    @property
+    def id(self) -> str:
+        raise RuntimeError("answer without a job id")
+
+
+async def test_an_answer_without_a_readable_job_id_ends_unknown(tmp_path: Path) -> None:
+    """A submission answered with no readable job id (paid, maybe) ends unknown, not stuck
+    "submitting" and not failed (which --retry-failed would pay for again)."""
+    client = StubClient()
+
+    async def submit(*, prompt: str, max_retries: int = 2) -> _NoId:
+        return _NoId()
+
+    client.gpt4o.submit = submit  # type: ignore[method-assign,assignment]
+    outcomes = await run(BatchRunner(client, tmp_path), jobs(1))  # type: ignore[arg-type]
+    assert outcomes["i00"].state == "unknown" and "RuntimeError" in (outcomes["i00"].error or "")
+    assert journal_states(tmp_path)["i00"][0] == "unknown"
