@@ -10,6 +10,7 @@ import tenacity
 
 from ttapi_async import PollSchedule
 from ttapi_async._schedule import (
+    _COLD_MARGIN,
     DurationStats,
     LearnedWait,
     PendingAges,
@@ -37,18 +38,34 @@ def learned(schedule: PollSchedule, durations: list[float]) -> LearnedWait:
 
 
 FORTY = [30.0 + i * 0.2 for i in range(101)]  # 30 s .. 50 s, median 40 s
+S = PollSchedule(jitter=0.0)
+FIRST = 0.9 * FORTY[1]  # under FORTY's 1st percentile: 101 durations are few
 
 
 def test_cold_start_uses_the_tenacity_wait() -> None:
-    """Without enough samples the first delay and the tenacity wait decide."""
+    """With nothing learned the first delay and the tenacity wait decide."""
     schedule = PollSchedule(first_delay=7.0, wait=tenacity.wait_fixed(3.0), jitter=0.0)
-    wait = learned(schedule, [40.0] * 5)
+    wait = learned(schedule, [])
     assert wait.first_delay() == 7.0
     assert wait(state_at(20.0)) == 3.0
 
 
+def test_cold_first_poll_skips_to_a_known_onset() -> None:
+    """Once a few jobs of a kind finished at 40 s, a new job's first poll waits for that."""
+    schedule = PollSchedule(first_delay=7.0, jitter=0.0)
+    wait = learned(schedule, [40.0] * 5)
+    assert wait.first_delay() == pytest.approx(_COLD_MARGIN * 40.0)
+
+
+def test_default_cold_wait_is_a_fraction_of_the_age() -> None:
+    """The default cold wait of a job of known age is 30% of it, less up to 5% at random."""
+    wait = learned(PollSchedule(), [])
+    waits = [wait(state_at(20.0)) for _ in range(50)]
+    assert all(0.95 * 6.0 <= w <= 6.0 for w in waits) and len(set(waits)) > 1
+
+
 def test_default_cold_wait_backs_off_with_jitter_to_a_cap() -> None:
-    """The default cold wait grows per attempt, carries jitter, and stops at its cap."""
+    """For a job of unknown age the default cold wait grows per attempt, with jitter, to a cap."""
     wait = learned(PollSchedule(), [])
     first = [wait(state_at(None, 1)) for _ in range(50)]
     assert all(2.0 <= w <= 2.5 for w in first) and len(set(first)) > 1
@@ -57,31 +74,38 @@ def test_default_cold_wait_backs_off_with_jitter_to_a_cap() -> None:
 
 
 def test_learned_first_poll_sits_below_the_low_quantile() -> None:
-    """With enough samples the first poll comes just under the 2nd percentile."""
-    wait = learned(PollSchedule(jitter=0.0), FORTY)
-    assert wait.first_delay() == pytest.approx(0.9 * 30.4)
+    """With enough samples the first poll comes just under the 1st percentile."""
+    wait = learned(S, FORTY)
+    assert wait.first_delay() == pytest.approx(FIRST)
+
+
+def test_first_poll_sits_at_the_low_quantile_of_a_large_sample() -> None:
+    """With 256 durations or more, the first poll comes at first_factor x the 1st percentile."""
+    many = [30.0 + i * 0.05 for i in range(401)]
+    wait = learned(S, many)
+    assert wait.first_delay() == pytest.approx(S.first_factor * many[4])
 
 
 def test_learned_first_poll_is_bounded() -> None:
     """The learned first poll never leaves [min_first_delay, max_first_delay]."""
-    assert learned(PollSchedule(jitter=0.0), [0.1] * 30).first_delay() == 1.0
-    assert learned(PollSchedule(jitter=0.0), [900.0] * 30).first_delay() == 120.0
+    assert learned(S, [0.1] * 30).first_delay() == S.min_first_delay
+    assert learned(S, [900.0] * 30).first_delay() == S.max_first_delay
 
 
 def test_polls_are_denser_after_the_median() -> None:
-    """Intervals are 14% of the age before the median, 6% after it."""
-    schedule = PollSchedule(jitter=0.0)
-    wait = learned(schedule, FORTY)
-    assert wait(state_at(32.0)) == pytest.approx(32.0 * 0.14)
-    assert wait(state_at(45.0)) == pytest.approx(45.0 * 0.06)
-    assert wait(state_at(80.0)) == pytest.approx(80.0 * 0.06)
-    assert wait(state_at(600.0)) == 30.0  # 6% of 600 s, capped
+    """Intervals are the sparse fraction of the age before dense_from, the dense one after."""
+    wait = learned(S, FORTY)
+    assert FORTY[int(S.dense_from * len(FORTY))] < 45.0
+    assert wait(state_at(32.0)) == pytest.approx(32.0 * S.sparse_ratio)
+    assert wait(state_at(45.0)) == pytest.approx(45.0 * S.dense_ratio)
+    assert wait(state_at(80.0)) == pytest.approx(80.0 * S.dense_ratio)
+    assert wait(state_at(900.0)) == S.max_interval  # capped
 
 
 def test_dense_part_can_end() -> None:
     """With dense_to below 1, ages past that quantile go back to the sparse ratio."""
     wait = learned(PollSchedule(jitter=0.0, dense_to=0.99), FORTY)
-    assert wait(state_at(80.0)) == pytest.approx(80.0 * 0.14)
+    assert wait(state_at(80.0)) == pytest.approx(80.0 * S.sparse_ratio)
 
 
 def test_first_poll_is_jittered() -> None:
@@ -89,7 +113,7 @@ def test_first_poll_is_jittered() -> None:
     wait = learned(PollSchedule(jitter=0.05), FORTY)
     firsts = {wait.first_delay() for _ in range(50)}
     assert len(firsts) > 1
-    assert all(0.95 * 0.9 * 30.4 <= f <= 0.9 * 30.4 for f in firsts)
+    assert all(0.95 * FIRST <= f <= FIRST for f in firsts)
 
 
 def test_intervals_are_clamped() -> None:
@@ -142,7 +166,7 @@ def test_plan_is_frozen_for_a_job() -> None:
 def test_scaled_schedule_scales_every_time() -> None:
     """scaled() multiplies the delays, bounds, deadline and the tenacity wait."""
     scaled = PollSchedule(wait=tenacity.wait_fixed(2.0)).scaled(0.01)
-    assert scaled.first_delay == pytest.approx(0.08)
+    assert scaled.first_delay == pytest.approx(PollSchedule().first_delay * 0.01)
     assert scaled.deadline == pytest.approx(9.0)
     assert scaled.wait(state_at(None)) == pytest.approx(0.02)
     assert scaled.dense_ratio == PollSchedule().dense_ratio
@@ -194,7 +218,7 @@ def test_censored_batch_keeps_sparse_polls_before_its_median() -> None:
     wait = learned(schedule, [10.0 + i * 0.1 for i in range(50)])  # 10 s .. 15 s
     wait.pending = pending_at(*[16.0] * 950)
     assert wait.plan() is None  # its median is beyond 16 s: not known yet
-    assert wait(state_at(20.0)) == pytest.approx(20.0 * 0.14)
+    assert wait(state_at(20.0)) == pytest.approx(20.0 * S.sparse_ratio)
 
 
 def test_cold_job_keeps_the_tenacity_wait_before_the_onset() -> None:
@@ -211,31 +235,39 @@ def test_cold_job_past_the_onset_polls_by_its_age() -> None:
     wait = learned(schedule, [12.0, 13.0, 14.0])  # 3 of 1,003: 0.3% > onset_quantile
     wait.pending = pending_at(*[20.0] * 1000)
     assert wait.plan() is None
-    assert wait(state_at(20.0)) == pytest.approx(20.0 * 0.14)
+    assert wait(state_at(20.0)) == pytest.approx(20.0 * S.sparse_ratio)
+
+
+def test_cold_wait_skips_to_a_known_onset() -> None:
+    """A cold job younger than the onset is polled next just before it, whatever its wait."""
+    schedule = PollSchedule(wait=tenacity.wait_fixed(1.0), jitter=0.0)
+    wait = learned(schedule, [12.0, 12.0, 14.0])  # 2 of 1,003 by 12 s: the onset
+    wait.pending = pending_at(*[20.0] * 1000)
+    assert wait(state_at(4.0)) == pytest.approx(_COLD_MARGIN * 12.0 - 4.0)
 
 
 def test_cold_wait_does_not_overshoot_a_known_onset() -> None:
-    """A cold job younger than the onset is polled again no later than at the onset."""
+    """A cold job just before the onset is polled again within a sparse step of it."""
     schedule = PollSchedule(wait=tenacity.wait_fixed(9.0), jitter=0.0)
-    wait = learned(schedule, [12.0, 12.0, 14.0])  # 2 of 1,003 by 12 s: the onset
+    wait = learned(schedule, [12.0, 12.0, 14.0])
     wait.pending = pending_at(*[20.0] * 1000)
-    assert wait(state_at(8.0)) == pytest.approx(12.0 - 8.0)
+    assert wait(state_at(11.5)) == pytest.approx(11.5 * schedule.sparse_ratio)
 
 
 def test_small_cold_batch_goes_dense_past_its_known_median() -> None:
     """Before min_samples, a job past the (censored) median polls at the dense ratio."""
     schedule = PollSchedule(wait=tenacity.wait_fixed(9.0), jitter=0.0)
     wait = learned(schedule, [30.0 + i for i in range(10)])  # 10 finished, 30 s .. 39 s
-    wait.pending = pending_at(*[50.0] * 5)
+    wait.pending = pending_at(*[50.0] * 4)  # 10 of 14 known to have finished by 39 s
     assert wait.plan() is None  # fewer than min_samples
-    assert wait(state_at(50.0)) == pytest.approx(50.0 * 0.06)
+    assert wait(state_at(50.0)) == pytest.approx(50.0 * S.dense_ratio)
 
 
 def test_first_poll_comes_before_a_known_onset() -> None:
     """A new cold job whose kind finishes before the cold first delay is polled earlier."""
     schedule = PollSchedule(first_delay=8.0, jitter=0.0)
     wait = learned(schedule, [5.0, 5.5, 6.0])
-    assert wait.first_delay() == pytest.approx(0.9 * 5.0)
+    assert wait.first_delay() == pytest.approx(_COLD_MARGIN * 5.0)
 
 
 def test_estimate_cut_short_keeps_what_was_known() -> None:
@@ -247,4 +279,52 @@ def test_estimate_cut_short_keeps_what_was_known() -> None:
     assert plan is not None and plan.dense_from < 16.0
     wait.pending = pending_at(*([14.0] * 500 + [16.0] * 20))  # a new round, mostly unseen
     wait.estimate()
-    assert wait(state_at(20.0)) == pytest.approx(20.0 * 0.06)
+    assert wait(state_at(20.0)) == pytest.approx(20.0 * S.dense_ratio)
+
+
+def lognormal(rng: random.Random, median: float, n: int) -> list[float]:
+    return [rng.lognormvariate(math.log(median), 0.35) for _ in range(n)]
+
+
+def test_stats_restart_when_the_durations_double() -> None:
+    """After 512 jobs of 40 s, 32 later-submitted jobs of about 80 s replace the sample."""
+    rng = random.Random(5)
+    stats = DurationStats(rng=rng)
+    for i, d in enumerate(lognormal(rng, 40.0, 512)):
+        stats.add(d, started=i * 0.05)
+    assert stats.generation == 0
+    for i, d in enumerate(lognormal(rng, 80.0, 64)):
+        stats.add(d, started=100.0 + i * 0.05)
+    assert stats.generation == 1
+    assert 65.0 < stats.quantile(0.5) < 100.0  # the fading reservoir alone would say ~45 s
+
+
+def test_stats_do_not_restart_on_steady_durations() -> None:
+    """Thousands of durations of one steady distribution never look like a shift."""
+    rng = random.Random(6)
+    stats = DurationStats(rng=rng)
+    for i, d in enumerate(lognormal(rng, 40.0, 20_000)):
+        stats.add(d, started=i * 0.05)
+    assert stats.generation == 0
+
+
+def test_stats_do_not_restart_on_a_batch_finishing_slowest_last() -> None:
+    """One batch's slow last finishers were submitted with its fast ones: no shift."""
+    stats = DurationStats(rng=random.Random(8))
+    for d in sorted(lognormal(random.Random(9), 40.0, 4000)):
+        stats.add(d, started=0.0)
+    assert stats.generation == 0
+
+
+def test_learned_plan_follows_a_shift() -> None:
+    """A learned plan re-estimates at once when the sample restarts after a shift."""
+    rng = random.Random(7)
+    wait = learned(S, [])
+    for i, d in enumerate(lognormal(rng, 40.0, 512)):
+        wait.stats.add(d, started=i * 0.05)
+    before = wait.plan()
+    for i, d in enumerate(lognormal(rng, 80.0, 64)):
+        wait.stats.add(d, started=100.0 + i * 0.05)
+    after = wait.plan()
+    assert before is not None and after is not None
+    assert after.first > 1.5 * before.first

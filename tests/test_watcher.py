@@ -23,8 +23,9 @@ from ttapi_async import (
     PollSchedule,
     RateLimitError,
 )
+from ttapi_async._durations import _bin
 from ttapi_async._models import JobData
-from ttapi_async._schedule import _bin
+from ttapi_async._schedule import wait_age_fraction
 from ttapi_async.testing import ManualClock
 
 FIXED = PollSchedule(
@@ -318,7 +319,9 @@ async def test_rate_cap_holds_in_every_window_at_start_up(
 
 async def test_learning_moves_first_poll(service: FakeService, clock: ManualClock) -> None:
     """Once jobs of a kind have finished, a new job's first poll comes near their durations."""
-    schedule = PollSchedule(min_samples=5, min_first_delay=0.5, min_interval=0.5, jitter=0.0)
+    schedule = PollSchedule(
+        min_samples=5, min_first_delay=0.5, min_interval=0.5, jitter=0.0, first_factor=0.9
+    )
     async with make_watcher(service, clock, schedule=schedule)() as watcher:
         for seconds in (30.0, 31.0, 32.0, 33.0, 34.0):
             watcher.record_duration("k", seconds)
@@ -339,6 +342,18 @@ async def test_finished_jobs_teach_the_schedule(service: FakeService, clock: Man
         await advance(watcher, clock, 3.0)
         await job
         assert watcher.durations("k") == [2.5]
+
+
+async def test_job_done_at_its_first_poll_counts_as_ending_earlier(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A job seen done at its first poll (1 s) is recorded a late job's worth earlier."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 0.5)
+        job = watcher.watch("a", key="k")
+        await advance(watcher, clock, 1.0)
+        await job
+        assert watcher.durations("k") == [pytest.approx(1.0 / 1.15)]
 
 
 async def test_updates_and_callbacks(service: FakeService, clock: ManualClock) -> None:
@@ -559,3 +574,83 @@ async def test_cold_batch_does_not_learn_from_its_fastest_jobs(
         await advance(watcher, clock, 30.0)
         # Sparse (14% of the age) from 30 s to 60 s is ~5 polls; dense (6%) would be ~12.
         assert service.count("j100") - before <= 7
+
+
+async def test_eta_is_none_before_anything_is_learned(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A job of a kind with no learned duration has no estimate."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 100.0)
+        job = watcher.watch("a", key="k")
+        assert job.eta is None
+
+
+async def test_eta_counts_down_from_the_learned_durations(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """eta is the mean time left of the learned jobs that ran longer than this one so far."""
+    async with make_watcher(service, clock)() as watcher:
+        for seconds in (30.0, 40.0, 50.0):
+            watcher.record_duration("k", seconds)
+        service.add("a", 1000.0)
+        job = watcher.watch("a", key="k")
+        assert job.eta == pytest.approx(40.0)
+        clock.advance(35.0)
+        assert job.eta == pytest.approx(45.0 - 35.0)  # only the 40 s and 50 s jobs left
+        clock.advance(20.0)
+        assert job.eta is None  # older than every job learned
+
+
+async def test_eta_of_a_submitted_job_counts_its_age(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A job watched at age 10 s expects the time left after 10 s, not a whole duration."""
+    async with make_watcher(service, clock)() as watcher:
+        watcher.record_duration("k", 40.0)
+        service.add("a", 1000.0)
+        assert watcher.watch("a", key="k", age=10.0).eta == pytest.approx(30.0)
+
+
+async def test_eta_is_none_for_a_job_of_unknown_age(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A resumed job (age unknown) has no estimate even when durations are known."""
+    async with make_watcher(service, clock)() as watcher:
+        watcher.record_duration("k", 40.0)
+        service.add("a", 1000.0)
+        assert watcher.watch("a", key="k", age=None).eta is None
+
+
+async def test_eta_is_zero_once_done(service: FakeService, clock: ManualClock) -> None:
+    """A finished job's estimate is 0.0."""
+    async with make_watcher(service, clock)() as watcher:
+        watcher.record_duration("k", 40.0)
+        service.add("a", 2.0)
+        job = watcher.watch("a", key="k")
+        await advance(watcher, clock, 3.0)
+        await job
+        assert job.eta == 0.0
+
+
+async def test_cold_followers_poll_sparsely_until_a_scout_sees_a_finish(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """Past 64 cold jobs of a kind 3 in 4 poll sparsely, and come forward at the first finish."""
+    cold = wait_age_fraction(0.3, tenacity.wait_fixed(1.0), spread=0.0)
+    schedule = PollSchedule(wait=cold, jitter=0.0)
+    async with make_watcher(service, clock, schedule=schedule)() as watcher:
+        service.add("j0", 12.0)
+        for i in range(1, 200):
+            service.add(f"j{i}", 100.0)
+        for i in range(200):
+            watcher.watch(f"j{i}", key="k")
+        await advance(watcher, clock, 11.5)
+        follower = [t for t, j in service.calls if j == "j64"]  # the 65th job
+        scout = [t for t, j in service.calls if j == "j1"]
+        assert follower == [1.0, 3.0, 9.0]  # twice its age between polls
+        assert len(scout) >= 2 * len(follower)
+        await advance(watcher, clock, 3.0)  # j0 is seen done: the onset is ~12 s
+        assert watcher.get("j0") is None
+        follower = [t for t, j in service.calls if j == "j64"]
+        assert len(follower) == 4 and follower[3] < 16.0  # brought forward from 27 s

@@ -11,7 +11,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import JobTimeoutError
 from ._headers import HasHeaders
@@ -20,9 +20,8 @@ from ._models import JobResult, JobStatus
 if TYPE_CHECKING:
     from ._kinds import JobKind
     from ._schedule import Plan
-    from ._watcher import JobWatcher
 
-__all__ = ["Job", "UpdateCallback"]
+__all__ = ["Job", "JobHost", "UpdateCallback"]
 
 logger = logging.getLogger("ttapi_async")
 
@@ -35,6 +34,18 @@ LOGGED_UNKNOWN = 2  # an unknown status was logged for it already
 HINTED = 4  # the next fetch was asked for by a callback: it is close to the finish
 IN_FLIGHT = 8  # a fetch is running
 AGAIN = 16  # fetch again as soon as the running fetch returns
+FOLLOWER = 32  # a cold job that polls sparsely until the scouts of its kind see a finish
+
+
+class JobHost(Protocol):
+    """What a ``Job`` asks of the watcher that polls it (``JobWatcher`` is the one host)."""
+
+    @property
+    def _clock(self) -> Callable[[], float]: ...
+
+    def _finish(self, job: Job, outcome: _Cancelled) -> None: ...
+
+    def _track_callback(self, job_id: str, awaitable: Awaitable[Any]) -> None: ...
 
 
 class _Failure:
@@ -94,7 +105,7 @@ class Job(HasHeaders):
     def __init__(
         self,
         job_id: str,
-        watcher: JobWatcher,
+        watcher: JobHost,
         kind: JobKind,
         *,
         started: float,
@@ -145,6 +156,20 @@ class Job(HasHeaders):
     def key(self) -> str:
         """Return the kind of job (family and model) the watcher learns durations for."""
         return self._kind.key
+
+    @property
+    def eta(self) -> float | None:
+        """Return the seconds until the job is expected to finish, from what was learned.
+
+        The mean remaining time of the recent jobs of its kind that ran longer than this
+        one has so far. None when nothing is known: no duration of its kind learned yet,
+        the job older than all of them, or its age unknown (a resumed job). 0.0 once done.
+        """
+        if self._outcome is not None:
+            return 0.0
+        if not self._flags & LEARNABLE:
+            return None
+        return self._kind.wait.remaining(self._watcher._clock() - self._started)
 
     def done(self) -> bool:
         """Return True once the job has a result, an error, or was cancelled here."""

@@ -7,7 +7,7 @@ cold start works: docs/watcher.md.
 
 from __future__ import annotations
 
-import array
+import bisect
 import math
 import random
 from typing import Any, cast
@@ -16,12 +16,16 @@ import attrs
 import tenacity
 from tenacity.wait import wait_base
 
+from ._durations import DurationStats, PendingAges, survival_quantiles
+
 __all__ = [
     "DurationStats",
     "LearnedWait",
     "PendingAges",
     "PollSchedule",
     "poll_state",
+    "survival_quantiles",
+    "wait_age_fraction",
     "wait_scaled",
 ]
 
@@ -37,12 +41,30 @@ class wait_scaled(wait_base):
         return self.inner(retry_state) * self.factor
 
 
+class wait_age_fraction(wait_base):
+    """Wait ``ratio`` times the job's age, less up to ``spread`` of that at random.
+
+    A job whose age is unknown (a resumed one) waits by ``otherwise`` instead.
+    """
+
+    def __init__(self, ratio: float, otherwise: wait_base, spread: float = 0.05) -> None:
+        self.ratio = ratio
+        self.otherwise = otherwise
+        self.spread = spread
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        age = retry_state.seconds_since_start
+        if age is None:
+            return self.otherwise(retry_state)
+        return age * self.ratio * (1.0 - self.spread * random.random())
+
+
 def _default_cold_wait() -> wait_base:
-    # Between polls of a job of an unknown kind: 2 s, then x1.25 per poll up to 15 s,
-    # plus up to 0.5 s of jitter so jobs submitted together do not poll together.
-    return tenacity.wait_exponential(
-        multiplier=2.0, exp_base=1.25, max=15.0
-    ) + tenacity.wait_random(0, 0.5)
+    # Before any job of a kind is known to finish: 30% of the job's age between polls
+    # (the first poll comes at 1 s, so 5 s jobs are not missed). A resumed job, whose age
+    # is unknown: 2 s, then x1.25 per poll up to 15 s, plus up to 0.5 s of jitter.
+    resumed = tenacity.wait_exponential(multiplier=2.0, exp_base=1.25, max=15.0)
+    return wait_age_fraction(0.3, resumed + tenacity.wait_random(0, 0.5))
 
 
 @attrs.frozen
@@ -58,31 +80,35 @@ class PollSchedule:
     poll's delay on a cold start.
     """
 
-    first_delay: float = 8.0
+    first_delay: float = 1.0
     wait: wait_base = attrs.field(factory=_default_cold_wait)
     deadline: float = 900.0
     learn: bool = True
-    min_interval: float = 1.0
+    #: intervals are a fraction of the job's age; these bounds only guard the extremes
+    min_interval: float = 0.1
     max_interval: float = 30.0
     #: the learned first poll stays within these bounds
-    min_first_delay: float = 1.0
+    min_first_delay: float = 0.2
     max_first_delay: float = 120.0
-    #: the quantile of recent durations at which the first poll is placed
-    first_quantile: float = 0.02
+    #: the first poll comes at this quantile of recent durations, times ``first_factor``
+    #: (the jobs that end before it are the ones allowed to be late: about 1%)
+    first_quantile: float = 0.01
+    first_factor: float = 1.0
     #: on a cold start, the share of jobs known to have finished by an age from which
     #: the learned fractions of the age replace the tenacity wait
     onset_quantile: float = 0.001
     #: intervals as a fraction of the job's age, inside and outside the quantiles
-    #: [dense_from, dense_to] of recent durations (dense_to=1.0: no upper end)
-    dense_ratio: float = 0.06
-    sparse_ratio: float = 0.14
-    dense_from: float = 0.55
+    #: [dense_from, dense_to] of recent durations (dense_to=1.0: no upper end): sparse
+    #: keeps every job within 15% of its duration, dense brings the median within 5%
+    dense_ratio: float = 0.05
+    sparse_ratio: float = 0.147
+    dense_from: float = 0.68
     dense_to: float = 1.0
     #: recent durations kept per kind, and how many are needed before learning
     window: int = 512
     min_samples: int = 20
     #: each interval is shortened by a random fraction up to this (spreads the polls)
-    jitter: float = 0.03
+    jitter: float = 0.02
     #: the delay before polling again after a transient failure (doubles, up to 8x)
     error_backoff: float = 1.0
 
@@ -101,189 +127,28 @@ class PollSchedule:
         )
 
 
-class DurationStats:
-    """Keep a sample of recent durations of one kind of job and answer quantiles.
-
-    The sample is a reservoir (Vitter's algorithm R) whose memory fades: the n-th
-    duration enters with probability ``window / min(n, 16 * window)``, replacing a random
-    one. Keeping the *last* finishers instead would be wrong after a big batch: its last
-    finishers are its slowest jobs, and the next batch would poll far too late. With the
-    reservoir, a batch of up to ``16 * window`` jobs is sampled evenly once it is done.
-    """
-
-    __slots__ = ("_count", "_dirty", "_rng", "_sorted", "_values", "window")
-
-    def __init__(self, window: int = 512, rng: random.Random | None = None) -> None:
-        self.window = window
-        self._rng = rng or random.Random()
-        self._values = array.array("d")
-        self._sorted: list[float] = []
-        self._dirty = 0
-        self._count = 0
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def add(self, seconds: float) -> None:
-        """Record one duration (ignored unless positive)."""
-        if seconds <= 0:
-            return
-        self._count += 1
-        if len(self._values) < self.window:
-            self._values.append(seconds)
-        else:
-            slot = self._rng.randrange(min(self._count, 16 * self.window))
-            if slot >= self.window:
-                return
-            self._values[slot] = seconds
-        self._dirty += 1
-
-    def stale(self) -> bool:
-        """Tell whether enough was added since the last sort to sort again."""
-        # Re-sorting 512 floats costs ~20 us; doing it once per 1/16th of the window keeps
-        # the quantiles fresh enough at a negligible share of the per-poll cost.
-        return not self._sorted or self._dirty * 16 >= len(self._values)
-
-    @property
-    def count(self) -> int:
-        """Return how many durations were added in all (the kept ones are a sample)."""
-        return self._count
-
-    def ordered(self) -> list[float]:
-        """Return the kept durations sorted (sorting again only when stale)."""
-        if self._values and self.stale():
-            self._sorted = sorted(self._values)
-            self._dirty = 0
-        return self._sorted
-
-    def quantile(self, q: float) -> float:
-        """Return the ``q`` quantile (0..1) of the kept durations; 0.0 when there are none."""
-        if not self._values:
-            return 0.0
-        ordered = self.ordered()
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    def snapshot(self) -> list[float]:
-        """Return the kept durations (to save them and seed a later process)."""
-        return list(self._values)
+#: Before a plan is known, the first quantiles rest on few finished jobs: stay under them.
+_COLD_MARGIN = 0.9
+#: how many durations make the learned first quantile trustworthy (``first_factor``)
+_SURE_SAMPLES = 256
 
 
 class Plan:
     """The quantiles one job's polls are placed by (shared by the jobs submitted together)."""
 
-    __slots__ = ("dense_from", "dense_to", "first")
+    __slots__ = ("dense_from", "dense_to", "first", "generation")
 
-    def __init__(self, first: float, dense_from: float, dense_to: float) -> None:
+    def __init__(
+        self, first: float, dense_from: float, dense_to: float, generation: int = 0
+    ) -> None:
         self.first = first
         self.dense_from = dense_from
         self.dense_to = dense_to
+        #: the sample's generation it was made from: after a shift its jobs stop following it
+        self.generation = generation
 
     def __repr__(self) -> str:
         return f"Plan(first={self.first:.3g}, dense={self.dense_from:.3g}..{self.dense_to:.3g})"
-
-
-#: PendingAges bins: 16 per octave from 1 ms (bin 0: never seen pending) to ~12 days.
-_PER_OCTAVE = 16
-_BASE = 1e-3
-_NBINS = 30 * _PER_OCTAVE + 2
-_SCALE = 1.0 / _BASE
-_log2 = math.log2
-
-
-def _bin(age: float) -> int:
-    if age < _BASE:
-        return 0
-    return min(int(_log2(age * _SCALE) * _PER_OCTAVE) + 1, _NBINS - 1)
-
-
-class PendingAges:
-    """The right-censored observations of one kind: how many pending jobs were last seen
-    pending at each age (a histogram with 16 bins per octave, so ~4% resolution).
-
-    The watcher moves a job's count on each poll that finds it pending and removes it
-    when it settles; a job never polled yet sits in bin 0 and tells nothing. Per-job
-    cost: none (the age at the last poll is derived from the job's own fields).
-    """
-
-    __slots__ = ("counts", "moves", "total")
-
-    def __init__(self) -> None:
-        self.counts = [0] * _NBINS
-        self.total = 0
-        #: polls since the estimate was last computed (a trigger to compute it again)
-        self.moves = 0
-
-    def add(self, age: float) -> None:
-        """Count one pending job last seen pending at ``age`` (0: not seen yet)."""
-        self.counts[_bin(age)] += 1
-        self.total += 1
-
-    def move(self, old: float, new: float) -> None:
-        """Record that a job last seen pending at ``old`` was seen pending at ``new``."""
-        # _bin() inlined: this runs on every poll.
-        b = int(_log2(old * _SCALE) * _PER_OCTAVE) + 1 if old >= _BASE else 0
-        c = int(_log2(new * _SCALE) * _PER_OCTAVE) + 1 if new >= _BASE else 0
-        if b == c:
-            return
-        counts = self.counts
-        if b >= _NBINS or c >= _NBINS:
-            b = min(b, _NBINS - 1)
-            c = min(c, _NBINS - 1)
-        if counts[b] > 0:
-            counts[b] -= 1
-            counts[c] += 1
-            self.moves += 1
-
-    def remove(self, age: float) -> None:
-        """Forget a job last seen pending at ``age`` (it settled)."""
-        counts = self.counts
-        b = _bin(age)
-        if counts[b] > 0:
-            counts[b] -= 1
-            self.total -= 1
-
-
-def survival_quantiles(
-    durations: list[float], weight: float, pending: PendingAges, qs: list[float]
-) -> list[float]:
-    """Return the ``qs`` quantiles (ascending) of a Kaplan-Meier estimate; inf when unknown.
-
-    ``durations`` are sorted finished durations, each standing for ``weight`` jobs;
-    ``pending`` holds the censored ones. A pending job counts as at risk up to the upper
-    edge of its bin. The estimate stops at the first duration past which fewer jobs are
-    known to have run (finished later, or seen pending later) than may have run unseen
-    (pending, last seen earlier): there a poll round is under way and the few jobs
-    already polled would tell the hazard of all.
-    """
-    out = [math.inf] * len(qs)
-    n = len(durations)
-    counts = pending.counts
-    seen = pending.total - counts[0]
-    if n == 0 or not qs:
-        return out
-    if seen <= 0:
-        return [durations[min(n - 1, int(q * n))] for q in qs]
-    suffix = [0] * (_NBINS + 1)
-    acc = 0
-    for b in range(_NBINS - 1, 0, -1):
-        acc += counts[b]
-        suffix[b] = acc
-    survival = 1.0
-    k = 0
-    target = qs[0] + 1e-9
-    for i, x in enumerate(durations):
-        later = suffix[_bin(x)]
-        at_risk = weight * (n - i) + later
-        if seen - later > at_risk:
-            break
-        survival *= 1.0 - weight / at_risk
-        while 1.0 - survival > target:
-            out[k] = x
-            k += 1
-            if k == len(qs):
-                return out
-            target = qs[k] + 1e-9
-    return out
 
 
 def _known(new: float, old: float) -> float:
@@ -314,6 +179,10 @@ class LearnedWait(wait_base):
         self._fresh = False
         self._next_count = 0
         self._next_moves = 0
+        self._generation = stats.generation
+        self._explorers = 0
+        self._announced = False
+        self._dense_generation = stats.generation
         #: survival estimates (inf: not known yet)
         self._onset = math.inf
         self._first = math.inf
@@ -332,6 +201,7 @@ class LearnedWait(wait_base):
             self.stats._count >= self._next_count
             or self.pending.moves >= self._next_moves
             or not self._fresh
+            or self.stats.generation != self._generation
         )
 
     def estimate(self) -> None:
@@ -343,6 +213,9 @@ class LearnedWait(wait_base):
         self._next_count = stats.count + max(len(stats) // 16, 1)
         self._next_moves = max(64, self.pending.total) // 4
         self._fresh = True
+        # After a shift (the sample restarted), what was known stays until the new sample
+        # replaces it: the old, shorter durations place polls early, never late.
+        self._generation = stats.generation
         wanted = [s.onset_quantile, s.first_quantile, s.dense_from]
         if s.dense_to < 1.0:
             wanted.append(s.dense_to)
@@ -358,7 +231,13 @@ class LearnedWait(wait_base):
         # knew; any new value replaces the old one.
         self._onset = _known(found[s.onset_quantile], self._onset)
         self._first = _known(found[s.first_quantile], self._first)
-        self._dense_from = _known(found[s.dense_from], self._dense_from)
+        if found[s.dense_from] < math.inf:
+            self._dense_from = found[s.dense_from]
+            self._dense_generation = stats.generation
+        elif self._dense_generation != stats.generation and ordered:
+            # Since a shift the new sample's jobs have not all run that long; its plain
+            # quantile (of those finished: too low) still only moves the dense part later.
+            self._dense_from = max(self._dense_from, stats.quantile(s.dense_from))
         self._dense_to = _known(found[s.dense_to], self._dense_to) if s.dense_to < 1.0 else math.inf
         known = (
             self._first < math.inf
@@ -368,8 +247,11 @@ class LearnedWait(wait_base):
         if self.ready() and known:
             # Slightly under the quantile: the estimate comes from detected finishes, and
             # a first poll that creeps later would make every early job late.
-            first = min(max(self._first * 0.9, s.min_first_delay), s.max_first_delay)
-            self._plan = Plan(first, self._dense_from, self._dense_to)
+            # A low quantile of a few dozen durations is noisy: stay under it until the
+            # sample is large enough for its 1st percentile to stand on a few jobs.
+            factor = s.first_factor if len(stats) >= _SURE_SAMPLES else _COLD_MARGIN
+            first = min(max(self._first * factor, s.min_first_delay), s.max_first_delay)
+            self._plan = Plan(first, self._dense_from, self._dense_to, stats.generation)
         else:
             self._plan = None
 
@@ -391,10 +273,12 @@ class LearnedWait(wait_base):
             first = s.first_delay
             if s.learn:
                 if self.ready() and self._first < math.inf:
-                    first = min(max(self._first * 0.9, s.min_first_delay), s.max_first_delay)
-                elif self._onset < first:
-                    # Jobs of this kind are already finishing before the cold first poll.
-                    first = max(self._onset * 0.9, s.min_first_delay)
+                    first = min(
+                        max(self._first * _COLD_MARGIN, s.min_first_delay), s.max_first_delay
+                    )
+                elif self._onset < math.inf:
+                    # No job of this kind is known to finish before the onset: poll there.
+                    first = max(self._onset * _COLD_MARGIN, s.min_first_delay)
         # Jobs submitted together must not all poll in the same millisecond.
         return first * (1.0 - s.jitter * self.rng.random())
 
@@ -416,11 +300,18 @@ class LearnedWait(wait_base):
             self.estimate()
         onset = self._onset
         if age < onset:
-            # Before jobs of this kind are known to finish: the tenacity wait, but not
-            # past the onset once it is known.
+            # Before jobs of this kind are known to finish: the tenacity wait. Once the
+            # onset is known, skip to just before it (none finish earlier), then not past
+            # it by more than a sparse step.
             delay = s.wait(retry_state)
             if onset < math.inf:
-                delay = min(delay, max(onset - age, age * s.sparse_ratio))
+                # Once enough have finished, the learned first poll is a later target.
+                known = self._first if self.ready() and self._first < math.inf else onset
+                target = known * _COLD_MARGIN
+                if age < target:
+                    delay = target - age
+                else:
+                    delay = min(delay, max(onset - age, age * s.sparse_ratio))
             return min(max(delay, s.min_interval), s.max_interval)
         dense = self._dense_from <= age <= self._dense_to
         delay = age * (s.dense_ratio if dense else s.sparse_ratio)
@@ -438,6 +329,50 @@ class LearnedWait(wait_base):
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         return self.delay(retry_state, self.plan())
+
+    def scout(self) -> bool:
+        """Tell whether a new cold job should explore (poll finely before any finish).
+
+        The first 64 jobs of a kind do, then one in 4: a big batch or a busy stream needs
+        only a sample of its jobs to find when jobs of the kind start to finish; the others
+        poll sparsely (``follow``) and are brought forward to the onset once it is known.
+        """
+        self._explorers += 1
+        return self._explorers <= 64 or self._explorers % 4 == 0
+
+    def onset_known(self) -> bool:
+        """Tell whether any job of this kind is known to have finished by some age."""
+        if self._onset == math.inf and self._stale():
+            self.estimate()
+        return self._onset < math.inf
+
+    def onset_news(self) -> bool:
+        """Return True once: the first time the onset is known (to bring followers forward)."""
+        if self._announced or not self.onset_known():
+            return False
+        self._announced = True
+        return True
+
+    def onset_target(self) -> float:
+        """Return the age just before the onset, where a cold job's next poll should be."""
+        return self._onset * _COLD_MARGIN
+
+    def follow(self, age: float) -> float:
+        """Return the wait of a follower (a cold job that is not a scout): twice its age."""
+        s = self.schedule
+        return min(max(2.0 * age, s.min_interval), s.max_interval)
+
+    def remaining(self, age: float) -> float | None:
+        """Return the expected seconds left of a job pending at ``age``; None if unknown.
+
+        The mean of ``d - age`` over the recent durations ``d`` longer than ``age``: None
+        before any is known, and once the job is older than every one of them.
+        """
+        ordered = self.stats.ordered()
+        longer = ordered[bisect.bisect_right(ordered, age) :]
+        if not longer:
+            return None
+        return sum(longer) / len(longer) - age
 
 
 def poll_state() -> tenacity.RetryCallState:

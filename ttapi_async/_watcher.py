@@ -14,12 +14,10 @@ from types import TracebackType
 from typing import Any
 
 from ._dispatch import Dispatcher, Sleep, settle_tasks
-from ._errors import (
-    InvalidRequestError,
-    JobFailedError,
-)
+from ._errors import InvalidRequestError, JobFailedError
 from ._job import (
     AGAIN,
+    FOLLOWER,
     HINTED,
     IN_FLIGHT,
     LEARNABLE,
@@ -31,8 +29,9 @@ from ._job import (
 from ._joberrors import closed_error, is_transient, refuses_every_job, timeout_error, unfetchable
 from ._kinds import FetchFunction, JobKind, Kinds, ResultFactory
 from ._models import PENDING_STATUSES, JobResult, JobStatus
+from ._nextpoll import bring_forward, estimate_duration, next_delay
 from ._retry import retry_after_of
-from ._schedule import PollSchedule, poll_state
+from ._schedule import LearnedWait, PollSchedule, poll_state
 from ._types import NOT_GIVEN, NotGiven
 
 __all__ = ["FetchFunction", "JobWatcher"]
@@ -256,8 +255,13 @@ class JobWatcher:
         )
         self._jobs[job_id] = job
         if age is not None:
-            # A right-censored observation of its kind's durations, not seen pending yet.
-            wait.pending.add(0.0)
+            if plan is None and wait.schedule.learn and not wait.scout():
+                # Its sparse polls would read as a poll round under way: it counts as a
+                # censored observation only once it follows the common schedule.
+                job._flags |= FOLLOWER
+            else:
+                # A right-censored observation of its kind's durations, not seen pending yet.
+                wait.pending.add(0.0)
         first = 0.0 if age is None else max(wait.first_delay(plan) - age, 0.0)
         self._push(job, now + first)
         self._dispatcher.start()
@@ -299,7 +303,7 @@ class JobWatcher:
         if isinstance(outcome, BaseException):
             outcome = _Failure(outcome)
         self._jobs.pop(job.id, None)
-        if job._flags & LEARNABLE:
+        if job._flags & LEARNABLE and not job._flags & FOLLOWER:
             job._kind.wait.pending.remove(job._prev - job._started)
         self.settled += 1
         job._settle(outcome)
@@ -362,8 +366,11 @@ class JobWatcher:
             except Exception as exc:
                 self._finish(job, exc)
                 return
-            if job._flags & LEARNABLE:
-                job._kind.wait.stats.add(self._estimate(job, now))
+            if job._flags & LEARNABLE and not job._flags & FOLLOWER:
+                wait = job._kind.wait
+                wait.stats.add(estimate_duration(job, now), job._started)
+                if wait.onset_news():
+                    self._bring_forward(wait, now)
             self._finish(job, result)
             return
         if value == "FAILED":
@@ -375,8 +382,8 @@ class JobWatcher:
             job._flags |= LOGGED_UNKNOWN
             logger.warning("job %s: unknown status %r, treated as pending", job.id, value)
         job._polls += 1
-        if job._flags & LEARNABLE:
-            # Seen pending at this age: its duration is at least that (see _schedule).
+        if job._flags & LEARNABLE and not job._flags & FOLLOWER:
+            # Seen pending at this age: its duration is at least that (docs/watcher.md).
             job._kind.wait.pending.move(job._prev - job._started, now - job._started)
         job._prev = now
         job._flags &= ~HINTED  # a callback that did not come true says nothing of the end
@@ -386,34 +393,19 @@ class JobWatcher:
         if job._outcome is None and job._due is None:
             self._schedule_next(job, now)
 
-    def _estimate(self, job: Job, now: float) -> float:
-        """Return the best guess of a finished job's duration."""
-        if job._flags & HINTED or job._polls == 0:
-            # A callback fetch is close to the finish. A first poll gives an upper bound:
-            # recording it keeps the learned first poll from creeping later.
-            return now - job._started
-        return (job._prev + now) / 2 - job._started
-
     def _schedule_next(self, job: Job, now: float) -> None:
         if job._flags & AGAIN:
             job._flags &= ~AGAIN
             self._push(job, now + 0.0)
             return
         wait = job._kind.wait
-        # A job submitted on a cold start follows what has been learned since.
-        plan = job._plan or wait.plan()
-        learnable = job._flags & LEARNABLE
-        if plan is not None and learnable and wait.schedule.learn:
-            self._push(job, now + wait.learned(now - job._started, plan))
-            return
-        state = self._state
-        state.attempt_number = job._polls
-        if learnable:
-            state.start_time = job._started
-            state.outcome_timestamp = now
-        else:
-            state.outcome_timestamp = None
-        self._push(job, now + wait.delay(state, plan))
+        if job._plan is None and job._flags & LEARNABLE and wait.onset_news():
+            self._bring_forward(wait, now)
+        self._push(job, now + next_delay(job, now, self._state))
+
+    def _bring_forward(self, wait: LearnedWait, now: float) -> None:
+        for job in bring_forward(self._jobs.values(), wait, now):
+            self._push(job, max(now, job._started + wait.onset_target()))
 
     def _on_error(self, job: Job, exc: Exception, now: float) -> None:
         if job._outcome is not None:

@@ -114,3 +114,15 @@ async def test_shared_rate_is_a_gcra_over_workers(make_coordinator: Any) -> None
     assert sleeps == []
     await b.rate()
     assert len(sleeps) == 1 and 0.9 < sleeps[0] <= 1.0
+
+
+async def test_limit_growth_wakes_a_waiter_on_another_worker(make_coordinator: Any) -> None:
+    """An acceptance that grows the limit by a whole slot wakes a waiter elsewhere at once."""
+    a = await make_coordinator(limits=_limits(cap=4, initial=1))
+    b = await make_coordinator(limits=_limits(cap=4, initial=1), recheck=3600.0)
+    lease = await a.acquire_lease("4o")
+    waiter = asyncio.ensure_future(b.acquire_lease("4o"))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await a.record_submitted("grow-1", kind="k", product="4o", lease=lease)  # limit 1 -> 2
+    assert (await asyncio.wait_for(waiter, 10)).product == "4o"

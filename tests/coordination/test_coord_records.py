@@ -113,3 +113,17 @@ async def test_no_secret_in_any_key(make_coordinator: Any, redis_server: Any) ->
         assert API_KEY not in key and "SECRET" not in key
         dump = await client.dump(key)
         assert dump is None or API_KEY.encode() not in dump
+
+
+async def test_every_worker_derives_the_same_webhook_token(make_coordinator: Any) -> None:
+    """Two workers agree on the token without Redis holding it; a rotation changes it for both."""
+    a = await make_coordinator()
+    b = await make_coordinator()
+    token = await a.webhook_token()
+    assert token == await b.webhook_token() and len(token) >= 32
+    client = a._redis()
+    for key in [key async for key in client.scan_iter(match="*")]:
+        dump = await client.dump(key)
+        assert dump is None or token.encode() not in dump
+    rotated = await a.rotate_webhook_token()
+    assert rotated != token and rotated == await b.webhook_token()

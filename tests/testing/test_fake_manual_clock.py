@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 
-from ttapi_async import AsyncTTAPI, JobFailedError
+from ttapi_async import AsyncTTAPI, JobFailedError, PollSchedule
 from ttapi_async.testing import FakeTTAPI, ManualClock
 
 pytestmark = pytest.mark.fake_ttapi(clock=ManualClock(), job_duration=5)
 
 FETCH = "POST /openai/4o-image/fetch"
+# The clock driver's fetches are what these tests count: the schedule's own first poll (1 s
+# by default) must come after the advances.
+LATE_FIRST_POLL = PollSchedule(first_delay=8.0)
 
 
 @pytest.fixture
@@ -50,6 +53,7 @@ async def test_advance_short_of_the_end_does_not_poll(
     fake_ttapi: FakeTTAPI, client: AsyncTTAPI
 ) -> None:
     """Advancing within a job's run adds no fetch: only the job's end makes one."""
+    client.watcher.configure(schedule=LATE_FIRST_POLL)
     job = await client.gpt4o.submit(prompt="a cat")
     _clock(fake_ttapi).advance(4)
     await client.watcher.idle()
@@ -80,6 +84,7 @@ async def test_a_job_with_a_callback_waits_for_it(
     fake_ttapi: FakeTTAPI, client: AsyncTTAPI
 ) -> None:
     """An advance past the end of a job with a hookUrl leaves it to the callback: no fetch."""
+    client.watcher.configure(schedule=LATE_FIRST_POLL)
     job = await client.gpt4o.submit(prompt="hooked", hook_url="http://127.0.0.1:9/none")
     _clock(fake_ttapi).advance(6)
     await client.watcher.idle()

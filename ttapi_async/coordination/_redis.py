@@ -136,7 +136,7 @@ class RedisCoordinator(RedisBase):
             try:
                 token = "~" + secrets.token_hex(8)
                 try:
-                    ok, wait_ms, epoch, current = await self._run(
+                    ok, wait_ms, epoch, current, free = await self._run(
                         "ACQUIRE", self._worker, product, token, self._lease_ms,
                         self.limits.cap_of(product), self.limits.initial, self.limits.minimum,
                     )  # fmt: skip
@@ -144,13 +144,15 @@ class RedisCoordinator(RedisBase):
                     continue  # _run switched to the fallback
                 self._known[product] = int(current)
                 if ok:
+                    if free > 0 or future.done():
+                        self._wake_one(product, skip=future)  # room for the next waiter
                     return Lease(product, token, int(epoch))
                 wait = wait_ms / 1000 if wait_ms > 0 else self._recheck
                 if deadline is not None:
                     left = deadline - self._clock()
                     if left <= 0:
                         raise LeaseTimeoutError(
-                            f"no {product} lease came free in time ({current} jobs in progress)",
+                            f"no {product} lease came free in time (limit {current})",
                             product=product,
                         )
                     wait = min(wait, left)
@@ -159,11 +161,13 @@ class RedisCoordinator(RedisBase):
                 else:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(asyncio.shield(future), wait)
+            except BaseException:
+                if future.done() and not future.cancelled():
+                    self._wake_one(product, skip=future)  # pass a wake-up we cannot use on
+                raise
             finally:
                 with contextlib.suppress(ValueError):
                     waiters.remove(future)
-                if future.done() and not future.cancelled():
-                    self._wake_one(product)  # pass a wake-up we did not use on
                 future.cancel()
 
     async def release_lease(self, lease: Lease) -> None:

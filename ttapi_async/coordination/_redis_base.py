@@ -265,8 +265,12 @@ class RedisBase:
         # Real time, not the injected ``sleep``: that one is for the waits callers asked for.
         while True:
             await asyncio.sleep(self.period)
-            await self.heartbeat()
-            await self.sweep()
+            try:
+                await self.heartbeat()
+                await self.sweep()
+            except Exception:
+                # A loop that died would get this worker declared dead: log and beat on.
+                logger.exception("worker %s: heartbeat failed", self._worker)
 
     async def _fenced(self, keep: Sequence[str] = ()) -> None:
         """This worker was declared dead: its jobs belong to an adopter; go on as a new worker."""
@@ -394,9 +398,9 @@ class RedisBase:
         if self._listener is not None:
             self._listener.job_settled(record)
 
-    def _wake_one(self, product: str) -> None:
+    def _wake_one(self, product: str, skip: asyncio.Future[None] | None = None) -> None:
         for future in self._waiters.get(product, ()):
-            if not future.done():
+            if future is not skip and not future.done():
                 future.set_result(None)
                 return
 

@@ -63,7 +63,8 @@ local function hold(product, member, owner, expiry)
 end
 """
 
-#: ARGV: P, me, product, member, ttl_ms, cap, initial, minimum -> {ok, wait_ms, epoch, current}
+#: ARGV: P, me, product, member, ttl_ms, cap, initial, minimum
+#: -> {ok, wait_ms, epoch, current limit, leases still free}
 ACQUIRE = (
     _HEADER
     + """
@@ -75,10 +76,11 @@ local h = limit_of(product, initial)
 local epoch = tonumber(redis.call('HGET', h, 'epoch'))
 local cur = current(h, cap, minimum)
 local pause = tonumber(redis.call('GET', k('pause')) or '0')
-if pause > now then return {0, pause - now, epoch, cur} end
-if redis.call('ZCARD', k('leases', product)) >= cur then return {0, -1, epoch, cur} end
+if pause > now then return {0, pause - now, epoch, cur, 0} end
+local held = redis.call('ZCARD', k('leases', product))
+if held >= cur then return {0, -1, epoch, cur, 0} end
 hold(product, member, me, now + ttl)
-return {1, 0, epoch, cur}
+return {1, 0, epoch, cur, cur - held - 1}
 """
 )
 
@@ -153,13 +155,17 @@ if product ~= '' then
   redis.call('HINCRBY', h, 'accepted', 1)
   local limit = tonumber(redis.call('HGET', h, 'limit'))
   if limit < cap then
+    local grown = limit
     if redis.call('HGET', h, 'slow') == '1' then
-      limit = limit + 1
+      grown = limit + 1
     elseif redis.call('HINCRBY', h, 'credit', 1) >= grow_every then
       redis.call('HSET', h, 'credit', 0)
-      limit = limit + 1
+      grown = limit + 1
     end
-    redis.call('HSET', h, 'limit', tostring(math.min(cap, limit)))
+    grown = math.min(cap, grown)
+    redis.call('HSET', h, 'limit', tostring(grown))
+    -- a whole slot more: waiters on every worker may take it now
+    if math.floor(grown) > math.floor(limit) then redis.call('PUBLISH', k('released'), product) end
   end
 end
 return {1, now}
