@@ -163,9 +163,7 @@ async def test_an_item_retried_until_max_attempts_fails(tmp_path: Path) -> None:
     assert calls == 3
 
 
-async def test_a_refused_item_gives_up_after_max_refusals(
-    tmp_path: Path, monkeypatch: Any
-) -> None:
+async def test_a_refused_item_gives_up_after_max_refusals(tmp_path: Path, monkeypatch: Any) -> None:
     """An item the service keeps refusing (499) fails after MAX_REFUSALS, not forever."""
     from ttapi_async.batch import _steps
 
