@@ -96,8 +96,8 @@ class Spending:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._quota: dict[str, int] = {}
-        # Plain [input, output, total] counters: adding two frozen TokenTotals on every
-        # answer cost a tenth of a generate call's client CPU; snapshots build them.
+        # Plain lists [input, output, total], made into TokenTotals only by a snapshot: an
+        # answer's usage costs a few additions on the hot path, not two attrs instances.
         self._tokens: dict[str, list[int]] = {}
         self._jobs = 0
         self._requests = 0
@@ -118,12 +118,12 @@ class Spending:
             self._requests += 1
             if usage is None:
                 return
-            counts = self._tokens.get(model or DEFAULT_MODEL)
-            if counts is None:
-                counts = self._tokens[model or DEFAULT_MODEL] = [0, 0, 0]
-            counts[0] += usage.input_tokens
-            counts[1] += usage.output_tokens
-            counts[2] += usage.total_tokens
+            totals = self._tokens.get(model or DEFAULT_MODEL)
+            if totals is None:
+                totals = self._tokens[model or DEFAULT_MODEL] = [0, 0, 0]
+            totals[0] += usage.input_tokens
+            totals[1] += usage.output_tokens
+            totals[2] += usage.total_tokens
 
     def snapshot(self) -> SpentSnapshot:
         """Return the totals now, as an immutable value."""
@@ -131,7 +131,7 @@ class Spending:
             return self._snapshot()
 
     def _snapshot(self) -> SpentSnapshot:
-        tokens = {key: TokenTotals(*counts) for key, counts in self._tokens.items()}
+        tokens = {k: TokenTotals(*v) for k, v in self._tokens.items()}
         return SpentSnapshot(
             quota=self._quota, tokens=tokens, jobs=self._jobs, requests=self._requests
         )
