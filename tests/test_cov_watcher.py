@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -221,3 +222,27 @@ async def test_a_new_sleep_is_taken_while_nothing_is_pending() -> None:
         watcher.configure(sleep=sleep)
         result = await watcher.watch("a")
     assert result.image_url == "https://cdn.example/a.png" and slept
+
+
+async def test_a_poke_cuts_an_injected_sleep_short() -> None:
+    """With an injected sleep that would wait forever, poke() still gets the job fetched now."""
+    clock = ManualClock()
+    cancelled: list[float] = []
+
+    async def forever(seconds: float) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(seconds)
+            raise
+
+    service = Service(success())
+    async with watcher_of(service, clock, sleep=forever) as watcher:
+        job = watcher.watch("a")
+        for _ in range(5):
+            await asyncio.sleep(0)  # let the scheduler start its sleep
+        assert service.calls == 0
+        assert watcher.poke("a")
+        result = await asyncio.wait_for(job.wait(), 30)
+    assert result.image_url == "https://cdn.example/a.png"
+    assert cancelled and service.calls == 1
