@@ -190,3 +190,34 @@ async def test_a_raising_async_callback_is_logged(caplog: pytest.LogCaptureFixtu
             await watcher.aclose()
     assert any("on_update callback" in r.getMessage() for r in caplog.records)
     await watcher.aclose()  # a second close is a no-op
+
+
+def test_a_watcher_needs_room_for_one_fetch() -> None:
+    """JobWatcher(max_in_flight=0) is refused with ValueError."""
+    with pytest.raises(ValueError, match="max_in_flight"):
+        JobWatcher(max_in_flight=0)
+
+
+async def test_next_due_is_the_first_poll_scheduled() -> None:
+    """next_due() is None with nothing watched, then the clock time of the first poll."""
+    clock = ManualClock()
+    async with watcher_of(Service(pending()), clock) as watcher:
+        assert watcher.next_due() is None
+        job = watcher.watch("a")
+        assert watcher.next_due() == pytest.approx(clock() + FIXED.first_delay)
+        job.cancel()
+
+
+async def test_a_new_sleep_is_taken_while_nothing_is_pending() -> None:
+    """configure(sleep=...) on an idle watcher is accepted, and polls then go through it."""
+    clock = ManualClock()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    async with watcher_of(Service(success()), clock) as watcher:
+        watcher.configure(sleep=sleep)
+        result = await watcher.watch("a")
+    assert result.image_url == "https://cdn.example/a.png" and slept
