@@ -241,3 +241,52 @@ async def test_abort_records_a_request_in_flight_as_unknown(tmp_path: Path) -> N
     runner.abort()
     await asyncio.wait_for(task, 30)
     assert journal_states(tmp_path)["i00"][0] == "unknown"
+
+
+class ClaimedElsewhereJournal(Journal):
+    """A journal in which another writer already claimed item i01."""
+
+    async def mark_submitting(self, item_id: str) -> bool:
+        if item_id == "i01":
+            return False
+        return await super().mark_submitting(item_id)
+
+
+class ClaimedElsewhereRunner(BatchRunner):
+    journal_type = ClaimedElsewhereJournal
+
+
+async def test_an_item_claimed_by_another_writer_is_left_to_it(tmp_path: Path) -> None:
+    """An item another writer of the journal claimed first is not sent here, and is counted."""
+    client = StubClient()
+    runner = ClaimedElsewhereRunner(client, tmp_path)  # type: ignore[arg-type]
+    outcomes = await run(runner, jobs(3))
+    assert set(outcomes) == {"i00", "i02"} and client.gpt4o.submitted == ["p0", "p2"]
+    assert runner.stats.claimed_elsewhere == 1
+
+
+class ClaimCrashesJournal(Journal):
+    """A journal whose claim of item i00 raises something nobody expected."""
+
+    async def mark_submitting(self, item_id: str) -> bool:
+        if item_id == "i00":
+            raise RuntimeError("claim bug")
+        return await super().mark_submitting(item_id)
+
+
+class ClaimCrashesRunner(BatchRunner):
+    journal_type = ClaimCrashesJournal
+
+
+async def test_a_claim_that_crashes_leaves_the_item_pending_for_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """An item whose claim raised was never sent: it ends unknown here, but stays pending in
+    the journal, so the next run sends it (once)."""
+    client = StubClient()
+    outcomes = await run(ClaimCrashesRunner(client, tmp_path), jobs(1))  # type: ignore[arg-type]
+    assert outcomes["i00"].state == "unknown" and "claim bug" in (outcomes["i00"].error or "")
+    assert journal_states(tmp_path)["i00"] == ("pending", None)
+    assert client.gpt4o.submitted == []
+    again = await run(BatchRunner(client, tmp_path), jobs(1))  # type: ignore[arg-type]
+    assert again["i00"].state == "done" and client.gpt4o.submitted == ["p0"]

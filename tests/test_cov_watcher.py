@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -221,3 +222,46 @@ async def test_a_new_sleep_is_taken_while_nothing_is_pending() -> None:
         watcher.configure(sleep=sleep)
         result = await watcher.watch("a")
     assert result.image_url == "https://cdn.example/a.png" and slept
+
+
+async def test_a_poke_cuts_an_injected_sleep_short() -> None:
+    """With an injected sleep that would wait forever, poke() still gets the job fetched now."""
+    clock = ManualClock()
+    cancelled: list[float] = []
+
+    async def forever(seconds: float) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(seconds)
+            raise
+
+    service = Service(success())
+    async with watcher_of(service, clock, sleep=forever) as watcher:
+        job = watcher.watch("a")
+        for _ in range(5):
+            await asyncio.sleep(0)  # let the scheduler start its sleep
+        assert service.calls == 0
+        assert watcher.poke("a")
+        result = await asyncio.wait_for(job.wait(), 30)
+    assert result.image_url == "https://cdn.example/a.png"
+    assert cancelled and service.calls == 1
+
+
+async def test_a_new_schedule_reaches_kinds_already_known() -> None:
+    """configure(schedule=...) after a job was watched makes its kind follow the new one."""
+    clock = ManualClock()
+    async with watcher_of(Service(pending()), clock) as watcher:
+        job = watcher.watch("a")
+        slower = PollSchedule(first_delay=5.0, learn=False, jitter=0.0)
+        watcher.configure(schedule=slower)
+        assert watcher.schedule is slower and job.key == "default"
+        assert all(w.schedule is slower for w in watcher._waits.values())
+        job.cancel()
+
+
+def test_a_rate_cap_says_what_it_allows() -> None:
+    """RateCap's repr names its rate and the window it is counted over."""
+    from ttapi_async._ratecap import RateCap
+
+    assert repr(RateCap(200.0)).startswith("RateCap(200/s: ")
