@@ -160,19 +160,23 @@ async def test_a_full_disk_stops_the_run_and_keeps_every_paid_job(tmp_path: Path
 
 
 class FullDiskJournal(Journal):
-    """A journal whose disk fills at the commit of its third batch of job ids: from there on,
-    while ``full`` is set, every commit fails with "database or disk is full"."""
+    """A journal whose disk fills at the commit that carries its third job id: from there
+    on, while ``full`` is set, every commit fails with "database or disk is full".
+
+    Counting job ids, not commits, makes the strike certain: how the ids group into
+    commits depends on scheduling (under load one commit can carry all but the first),
+    but the run submits until the journal fails, so the third id always arrives."""
 
     full = False
-    job_commits_before = 2
+    jobs_before = 2
     struck = False
     heal_on_stop = True
 
     def _apply(self, ops: list[Op], durable: bool) -> list[int]:
         cls = type(self)
-        if cls.full and any("state='submitted'" in sql for sql, _ in ops):
-            cls.job_commits_before -= 1
-            cls.struck = cls.struck or cls.job_commits_before < 0
+        if cls.full and not cls.struck:
+            cls.jobs_before -= sum("state='submitted'" in sql for sql, _ in ops)
+            cls.struck = cls.jobs_before < 0
         if cls.full and cls.struck:
             full = sqlite3.OperationalError("database or disk is full")
             raise JournalWriteError.of(full, self.path) from full
@@ -180,7 +184,7 @@ class FullDiskJournal(Journal):
 
     @classmethod
     def fill(cls, *, heal_on_stop: bool) -> None:
-        cls.full, cls.job_commits_before, cls.struck = True, 2, False
+        cls.full, cls.jobs_before, cls.struck = True, 2, False
         cls.heal_on_stop = heal_on_stop
 
 

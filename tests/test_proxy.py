@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 import attrs
 import pytest
+from _support import GENERATION_OK, LocalServer, json_answer
+from _support import server as server
 
 from ttapi_async import APIConnectionError, AsyncTTAPI
 from ttapi_async.testing import FakeTTAPI
@@ -159,3 +161,51 @@ async def test_https_goes_through_connect_and_the_key_never_reaches_the_proxy(
     assert proxy.request_lines == [f"CONNECT {base_url[len('https://') :]} HTTP/1.1"]
     assert KEY.encode() not in proxy.received
     assert b"secret cat" not in proxy.received
+
+
+async def test_downloads_go_through_the_environment_proxy(
+    proxy: LoopbackProxy, fake: FakeTTAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HTTP_PROXY set, an image URL's download goes through the proxy as the API call does."""
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    async with AsyncTTAPI(api_key=KEY, base_url=fake.url) as client:
+        r = await client.images.generate(prompt="a cat", model="dall-e-2", response_format="url")
+        url = r.data[0].url
+        assert url is not None
+        assert await r.data[0].read()
+    assert [line.split(" ")[:2] for line in proxy.request_lines] == [
+        ["POST", f"{fake.url}/v1/images/generations"],
+        ["GET", url],
+    ]
+
+
+async def test_no_proxy_variable_bypasses_the_proxy_for_downloads(
+    proxy: LoopbackProxy, fake: FakeTTAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download host listed in NO_PROXY is reached directly, as API calls to it are."""
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with AsyncTTAPI(api_key=KEY, base_url=fake.url) as client:
+        r = await client.images.generate(prompt="a cat", model="dall-e-2", response_format="url")
+        assert await r.data[0].read()
+    assert proxy.hits == 0
+
+
+async def test_api_calls_look_up_no_proxy_in_a_worker_thread(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With trust_env on, API calls run nothing in a thread (aiohttp's did, twice a call)."""
+    server.reply("POST", "/v1/images/generations", json_answer(GENERATION_OK))
+    loop = asyncio.get_running_loop()
+    offloaded: list[object] = []
+    real = loop.run_in_executor
+
+    def counting(executor: object, func: object, *args: object) -> object:
+        offloaded.append(func)
+        return real(executor, func, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "run_in_executor", counting)
+    async with AsyncTTAPI(api_key=KEY, base_url=server.url) as client:
+        for _ in range(3):
+            await client.images.generate(prompt="a cat", model="gpt-image-1")
+    assert offloaded == []

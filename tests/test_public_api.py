@@ -41,7 +41,7 @@ CORE = {
 # Added by the asynchronous-jobs work (resources/jobs.py, _watcher.py, webhooks.py).
 JOBS = {"Job", "JobWatcher", "PollSchedule", "WebhookReceiver"}
 # The blocking client (_sync.py).
-BLOCKING = {"TTAPI"}
+BLOCKING = {"TTAPI", "SyncJob"}
 # Added by the hostile-answers work (issue 8): the size cap's error.
 BODIES = {"ResponseTooLargeError"}
 # Issue 13's money work: what ``client.spent.snapshot()`` returns.

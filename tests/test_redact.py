@@ -40,6 +40,27 @@ def test_long_key_is_replaced_everywhere() -> None:
     assert r(f"x{API_KEY}y and {API_KEY}") == f"x{MASK}y and {MASK}"
 
 
+@pytest.mark.parametrize(
+    ("body", "held"),
+    [
+        (b'{"message": "all fine"}', False),
+        (b'{"message": "key tt-LONG-SECRET-1"}', True),
+        (b'{"tt-LONG-SECRET-1": 1}', True),
+        (b'{"message": "\\u0074t-LONG-SECRET-1"}', True),  # an escape could spell it
+        (b'{"message": "x-y"}', True),  # the short key's bytes, even inside a word
+    ],
+)
+def test_may_hold_is_false_only_where_no_secret_can_decode(body: bytes, held: bool) -> None:
+    """may_hold() says False only for a JSON text with no secret's bytes and no escape."""
+    r = Redactor(["tt-LONG-SECRET-1", "x-y"])
+    assert r.may_hold(body) is held
+
+
+def test_may_hold_is_false_without_secrets() -> None:
+    """A redactor that knows no secret never asks for a walk."""
+    assert Redactor().may_hold(b'{"a": "\\u0041"}') is False
+
+
 def test_short_key_spares_ordinary_words() -> None:
     """A one-letter key leaves "blocked" whole, and goes where it stands alone."""
     r = Redactor(["k"])

@@ -185,7 +185,8 @@ def test_ctrl_c_cancels_the_request(server: Portal) -> None:
             signal.pthread_kill(main, signal.SIGINT)
 
     interrupter = threading.Thread(target=interrupt)
-    with TTAPI(api_key="k", base_url=f"http://127.0.0.1:{port}") as c:
+    # A bounded timeout: should the interrupt miss the call, the test fails instead of hanging.
+    with TTAPI(api_key="k", base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
         interrupter.start()
         with pytest.raises(KeyboardInterrupt):
             c.images.generate(prompt="a cat", model="gpt-image-1")

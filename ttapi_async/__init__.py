@@ -34,7 +34,7 @@ from ._models import (
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._spent import SpentSnapshot, TokenTotals
-from ._sync import TTAPI
+from ._sync import TTAPI, SyncJob
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 from ._watcher import JobWatcher
@@ -75,6 +75,7 @@ __all__ = [
     "ResponseTooLargeError",
     "RetryPolicy",
     "SpentSnapshot",
+    "SyncJob",
     "TTAPIError",
     "TokenTotals",
     "Usage",

@@ -160,6 +160,7 @@ class Downloads:
         target = _parsed(url)
         for _ in range(_MAX_REDIRECTS + 1):
             await self._check(target)
+            proxy, proxy_auth = await client._download_route(target)
             # The origin, not base_url: a timeout connecting names the host it was for.
             with Translating("GET", _shown(target), str(target.origin())):
                 async with session.get(
@@ -168,6 +169,8 @@ class Downloads:
                     timeout=timeout,
                     raise_for_status=False,
                     allow_redirects=False,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
                 ) as resp:
                     location = resp.headers.get("Location")
                     if resp.status in _REDIRECTS and location:

@@ -122,20 +122,30 @@ async def read_body(
     Memory stays within ``limit`` plus one chunk: the count is of the bytes aiohttp hands
     over after decompression, so a gzip bomb stops at the cap as an endless body does.
     """
-    what = f"the answer to {method} {path}"
     declared = resp.content_length
     if declared is not None and declared > limit and "Content-Encoding" not in resp.headers:
-        raise too_large(limit, 0, what)
+        raise too_large(limit, 0, _what(method, path))
     content = resp.content
-    # A body that came whole with the head (most answers) needs no timer: nothing can stall.
-    timer = IdleTimer(content, idle) if idle is not None and not content.is_eof() else None
     chunks: list[bytes] = []
     received = 0
+    if content.is_eof():
+        # The whole body is buffered already (a small answer comes in the packet of its
+        # head): taken in one call, with no timer to arm, since nothing is left to wait for.
+        # aiohttp's flow control bounds what it buffers unread, so the cap still holds.
+        chunk = content.read_nowait(-1)
+        received = len(chunk)
+        if received > limit:
+            raise too_large(limit, received, _what(method, path))
+        if content.at_eof():
+            return chunk
+        chunks.append(chunk)
+    # A body that came whole with its head needs no timer: nothing can stall.
+    timer = IdleTimer(content, idle) if idle is not None and not content.is_eof() else None
     try:
         while chunk := await content.readany():
             received += len(chunk)
             if received > limit:
-                raise too_large(limit, received, what)
+                raise too_large(limit, received, _what(method, path))
             chunks.append(chunk)
             if timer is not None:
                 timer.touch()
@@ -148,6 +158,10 @@ async def read_body(
     if len(chunks) == 1:
         return chunks[0]
     return b"".join(chunks)
+
+
+def _what(method: str, path: str) -> str:
+    return f"the answer to {method} {path}"
 
 
 async def sse_events(

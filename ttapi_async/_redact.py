@@ -48,13 +48,14 @@ _MAX_CHAIN: Final = 64
 class Redactor:
     """Replace secrets in text and in the values that hold text (see the module's rules)."""
 
-    __slots__ = ("_lock", "_long", "_short", "_short_re", "margin")
+    __slots__ = ("_encoded", "_lock", "_long", "_short", "_short_re", "margin")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._long: tuple[str, ...] = ()
         self._short: tuple[str, ...] = ()
         self._short_re: re.Pattern[str] | None = None
+        self._encoded: tuple[bytes, ...] = ()  # every secret, as UTF-8 (see may_hold)
         #: how many characters past a cut a secret could reach
         self.margin = 0
         for secret in secrets:
@@ -76,6 +77,7 @@ class Redactor:
                 words = "|".join(map(re.escape, self._short))
                 self._short_re = re.compile(rf"(?<![\w-])(?:{words})(?![\w-])")
             self.margin = max(self.margin, len(secret))
+            self._encoded = (*self._encoded, secret.encode("utf-8", "surrogatepass"))
 
     @property
     def active(self) -> bool:
@@ -90,6 +92,19 @@ class Redactor:
         if pattern is not None:
             text = pattern.sub(MASK, text)
         return text
+
+    def may_hold(self, body: bytes) -> bool:
+        """Return False when the JSON text ``body`` cannot decode to anything holding a secret.
+
+        Decoded JSON holds a secret's characters only where its text holds the secret's
+        bytes, unless an escape (``\\u0041`` for ``A``) spells them otherwise: a body with
+        no backslash and no secret's bytes needs no walk through ``value()``.
+        """
+        if not self._encoded:
+            return False
+        if b"\\" in body:
+            return True
+        return any(secret in body for secret in self._encoded)
 
     def leaks(self, text: str) -> bool:
         """Return True when ``text`` holds a secret (as the rules define one)."""

@@ -96,7 +96,9 @@ class Spending:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._quota: dict[str, int] = {}
-        self._tokens: dict[str, TokenTotals] = {}
+        # Plain lists [input, output, total], made into TokenTotals only by a snapshot: an
+        # answer's usage costs a few additions on the hot path, not two attrs instances.
+        self._tokens: dict[str, list[int]] = {}
         self._jobs = 0
         self._requests = 0
 
@@ -116,22 +118,27 @@ class Spending:
             self._requests += 1
             if usage is None:
                 return
-            key = model or DEFAULT_MODEL
-            spent = TokenTotals(usage.input_tokens, usage.output_tokens, usage.total_tokens)
-            self._tokens[key] = self._tokens.get(key, TokenTotals()) + spent
+            totals = self._tokens.get(model or DEFAULT_MODEL)
+            if totals is None:
+                totals = self._tokens[model or DEFAULT_MODEL] = [0, 0, 0]
+            totals[0] += usage.input_tokens
+            totals[1] += usage.output_tokens
+            totals[2] += usage.total_tokens
 
     def snapshot(self) -> SpentSnapshot:
         """Return the totals now, as an immutable value."""
         with self._lock:
-            return SpentSnapshot(
-                quota=self._quota, tokens=self._tokens, jobs=self._jobs, requests=self._requests
-            )
+            return self._snapshot()
+
+    def _snapshot(self) -> SpentSnapshot:
+        tokens = {k: TokenTotals(*v) for k, v in self._tokens.items()}
+        return SpentSnapshot(
+            quota=self._quota, tokens=tokens, jobs=self._jobs, requests=self._requests
+        )
 
     def reset(self) -> SpentSnapshot:
         """Start the totals again from zero; return what they were."""
         with self._lock:
-            snap = SpentSnapshot(
-                quota=self._quota, tokens=self._tokens, jobs=self._jobs, requests=self._requests
-            )
+            snap = self._snapshot()
             self._quota, self._tokens, self._jobs, self._requests = {}, {}, 0, 0
             return snap

@@ -133,6 +133,20 @@ async def test_failed_job_echoing_the_key_gives_a_clean_job_failed_error(
     assert_clean(repr(job.status))
 
 
+async def test_job_message_spelling_the_key_in_escapes_is_redacted(
+    hostile: HostileServer, hostile_client: AsyncTTAPI
+) -> None:
+    """A fetch whose message spells the key in \\u escapes (not its bytes) is still cleaned."""
+    escaped = "".join(f"\\u{ord(c):04x}" for c in API_KEY)
+    body = (
+        '{"status": "ON_QUEUE", "jobId": "job-1", "message": "key ' + escaped + '", "data": null}'
+    )
+    assert KEY not in body.encode()
+    hostile.on(FETCH, respond(200, body=body.encode()))
+    status = await hostile_client.gpt4o.fetch("job-1")
+    assert status.message == "key ***"
+
+
 def _straddling(prefix: int) -> dict[str, Any]:
     # str() of this dict puts the key at character 11 + prefix: across the 200-character cut.
     return {"weird": "x" * prefix + API_KEY}

@@ -69,6 +69,8 @@ class BatchStats:
     finished: float | None = None
     interrupted: bool = False
     stopped_reason: str | None = None
+    #: why the spending cap stopped submission (max_quota / max_tokens), None if it did not
+    capped: str | None = None
     report: SyncReport | None = None
     #: item id -> job id of jobs the service accepted that the journal could not record
     unrecorded: dict[str, str] = attrs.field(factory=dict)

@@ -36,6 +36,7 @@ def summary_record(stats: BatchStats) -> dict[str, Any]:
         "wall_seconds": round(stats.wall, 3),
         "interrupted": stats.interrupted,
         "stopped_reason": stats.stopped_reason,
+        "capped": stats.capped,
         "claimed_elsewhere": stats.claimed_elsewhere,
         "unrecorded_jobs": dict(stats.unrecorded),
     }
@@ -61,6 +62,8 @@ def summary_lines(stats: BatchStats, out_dir: str) -> list[str]:
     if spent:
         lines.append(", ".join(spent))
     lines.append(f"images and manifest.jsonl in {out_dir}")
+    if stats.capped:
+        lines.append(f"stopped: {stats.capped}")
     if stats.stopped_reason:
         lines.append(f"stopped: {stats.stopped_reason}")
     elif stats.interrupted:

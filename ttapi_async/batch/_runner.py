@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._redact import redact
 from .._retry import is_testing
+from ._budget import Budget, Verdict
 from ._errors import JournalWriteError
 from ._folder import FolderLock, refuse_unjournaled
 from ._gallery import GalleryWriter
@@ -70,6 +71,8 @@ class BatchRunner(ItemSteps):
         durable: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        max_quota: int | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -100,6 +103,12 @@ class BatchRunner(ItemSteps):
         #: job ids the service gave that the journal could not record (written at the end)
         self._unrecorded: dict[str, str] = {}
         self._decode_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        #: the spending cap (``max_quota`` / ``max_tokens``), None when there is none
+        self.budget = (
+            None
+            if max_quota is None and max_tokens is None
+            else Budget(client.spent, max_quota=max_quota, max_tokens=max_tokens)
+        )
 
     # --- control -----------------------------------------------------------------------------
 
@@ -275,15 +284,16 @@ class BatchRunner(ItemSteps):
                 limiter = self.limiter(FAMILY_OF[row.kind])
                 slot = limiter.hold()
                 self.stats.resumed += 1
-                self._spawn(self._resume(row, slot))
+                self._spawn(self._resume(row, slot), row.kind)
 
     async def _produce(self) -> None:
         assert self._journal is not None
         after = -1
         fresh: collections.deque[ItemRow] = collections.deque()
         exhausted = False
+        held: ItemRow | None = None  # an item the budget made wait
         while not self._stopping:
-            row = self._due_retry()
+            row, held = held or self._due_retry(), None
             if row is None and not fresh and not exhausted:
                 fresh.extend(await self._journal.fetch((PENDING,), after))
                 if fresh:
@@ -297,12 +307,21 @@ class BatchRunner(ItemSteps):
                     return
                 await self._wait_for_change()
                 continue
+            if self.budget is not None:
+                decided = self.budget.check(row.kind)
+                if decided is Verdict.STOP:  # the rest stay pending, for a later run
+                    self.stats.capped = self.budget.reason
+                    return
+                if decided is Verdict.WAIT:
+                    held = row
+                    await self._wait_for_change()
+                    continue
             limiter = self.limiter(FAMILY_OF[row.kind])
             try:
                 slot = await self._until_stopped(limiter.acquire())
             except Stopped:
                 return
-            self._spawn(self._item(row, slot))
+            self._spawn(self._item(row, slot), row.kind)
 
     def _due_retry(self) -> ItemRow | None:
         if not self._retries:
@@ -321,10 +340,15 @@ class BatchRunner(ItemSteps):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None], kind: str | None = None) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         self.stats.in_flight = len(self._tasks)
+        budget = self.budget
+        if budget is not None and kind is not None:
+            budget.begin(kind)
+            # Registered first: the budget knows the item ended before the producer wakes.
+            task.add_done_callback(lambda _: budget.end(kind))
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
@@ -354,6 +378,8 @@ async def run_batch(
     retry_failed: bool = False,
     resubmit_unknown: bool = False,
     force: bool = False,
+    max_quota: int | None = None,
+    max_tokens: int | None = None,
 ) -> AsyncIterator[BatchOutcome]:
     """Run a batch into ``out_dir`` and yield each item's outcome as it ends.
 
@@ -366,6 +392,8 @@ async def run_batch(
         retry_failed=retry_failed,
         resubmit_unknown=resubmit_unknown,
         force=force,
+        max_quota=max_quota,
+        max_tokens=max_tokens,
     )
     async for outcome in runner.run(requests):
         yield outcome

@@ -18,7 +18,10 @@ from ..batch._progress import JsonEvents, RichProgress, summary_lines, summary_r
 from ._common import EXIT_INTERRUPTED, arun, echo, open_client
 from ._demo import demo_input
 
-__all__ = ["batch"]
+__all__ = ["EXIT_CAPPED", "batch"]
+
+#: The exit status of a run the spending cap (--max-quota / --max-tokens) stopped.
+EXIT_CAPPED = 3
 
 
 def _parse_param(values: Sequence[str]) -> dict[str, Any]:
@@ -81,6 +84,16 @@ def _parse_param(values: Sequence[str]) -> dict[str, Any]:
 @click.option(
     "--force", is_flag=True, help="Accept a changed input: redo changed items, forget removed ones."
 )
+@click.option(
+    "--max-quota",
+    type=click.IntRange(0),
+    help="Spending cap in job quota units (gpt4o, gpt): stop submitting before passing it.",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(0),
+    help="Spending cap in usage tokens (generate, edit): stop submitting before passing it.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--jsonl", is_flag=True, help="Write machine-readable events to stdout.")
 @click.pass_context
@@ -99,6 +112,8 @@ def batch(
     retry_failed: bool,
     resubmit_unknown: bool,
     force: bool,
+    max_quota: int | None,
+    max_tokens: int | None,
     quiet: bool,
     jsonl: bool,
 ) -> int:
@@ -107,8 +122,10 @@ def batch(
     FILE is JSONL (one request per line: {"id": ..., "kind": ..., "prompt": ..., other
     parameters}) or plain text (one prompt per line). Run the same command again to resume
     after a crash or Ctrl-C: finished items are skipped and submitted jobs are watched by
-    id, never submitted twice. Exit status: 0 when every item is done, 1 when any failed,
-    130 after Ctrl-C.
+    id, never submitted twice. --max-quota / --max-tokens cap the spending: what is spent
+    plus what is in flight (at the cost learned from finished items) never passes the cap;
+    items not submitted stay pending for a later run. Exit status: 0 when every item is
+    done, 1 when any failed, 3 when the spending cap stopped the run, 130 after Ctrl-C.
     """
     defaults = {"model": model, "size": size, "quality": quality, **_parse_param(params)}
     code = arun(
@@ -123,6 +140,7 @@ def batch(
             retry_failed=retry_failed,
             resubmit_unknown=resubmit_unknown,
             force=force,
+            caps=(max_quota, max_tokens),
             quiet=quiet,
             jsonl=jsonl,
         )
@@ -143,6 +161,7 @@ async def _batch(
     retry_failed: bool,
     resubmit_unknown: bool,
     force: bool,
+    caps: tuple[int | None, int | None] = (None, None),
     quiet: bool,
     jsonl: bool,
 ) -> int:
@@ -155,6 +174,8 @@ async def _batch(
             retry_failed=retry_failed,
             resubmit_unknown=resubmit_unknown,
             force=force,
+            max_quota=caps[0],
+            max_tokens=caps[1],
         )
         report = runner.plan(
             read_requests(file, kind=kind, defaults=defaults), file_hash=file_fingerprint(file)
@@ -197,8 +218,12 @@ async def _batch(
             )
     elif stats.stopped_reason:
         echo(f"error: {stats.stopped_reason}", err=True)
+    elif stats.capped:
+        echo(f"stopped: {stats.capped}", err=True)
     if stats.interrupted and not stats.stopped_reason:
         return EXIT_INTERRUPTED
+    if stats.capped:
+        return EXIT_CAPPED
     if stats.failed or stats.unknown or stats.remaining or stats.still_submitted:
         return 1
     return 0

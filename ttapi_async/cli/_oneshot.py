@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from .._capabilities import GENERATE_MODELS
+from .._capabilities import EDIT_MODELS, GENERATE_MODELS, GPT_JOB_DEFAULT_MODEL, GPT_JOB_MODELS
 from ..batch._outputs import save_b64, save_url
 from ..resources._base import compact
 from ._common import CliError, arun, echo, open_client
+from ._params import PARAM, call_params, named, wait_with_progress
 
 __all__ = ["edit", "fake_server", "fetch", "generate", "submit"]
 
@@ -74,6 +75,8 @@ async def _save_response(response: Any, out_dir: Path, stem: str) -> list[Path]:
 @click.option("-n", "n", type=click.IntRange(1, 10), help="How many images.")
 @click.option("--output-format", type=click.Choice(["png", "jpeg", "webp"]))
 @click.option("--dalle3", is_flag=True, help="Use the legacy DALL-E 3 endpoint.")
+@named("background", "moderation", "output_compression", "style", "response_format", "user")
+@PARAM
 @_OUT_DIR
 @_NAME
 @_FORCE
@@ -81,6 +84,7 @@ async def _save_response(response: Any, out_dir: Path, stem: str) -> list[Path]:
 @click.pass_context
 def generate(
     ctx: click.Context,
+    /,
     prompt: str,
     model: str | None,
     size: str | None,
@@ -92,6 +96,8 @@ def generate(
     name: str,
     force: bool,
     fake: bool,
+    params: tuple[str, ...],
+    **options: Any,
 ) -> int:
     """Generate images from PROMPT and save them (prints the paths)."""
 
@@ -100,18 +106,15 @@ def generate(
     async def go() -> list[Path]:
         async with open_client(ctx, fake=fake) as client:
             if dalle3:
-                params = compact(prompt=prompt, size=size or "1024x1024", quality=quality)
-                response = await client.dalle3.generate(**params)
+                given = compact(size=size or "1024x1024", quality=quality, n=n, **options)
+                kwargs = call_params(client.dalle3.generate, params, given)
+                response = await client.dalle3.generate(prompt=prompt, **kwargs)
             else:
-                params = compact(
-                    prompt=prompt,
-                    model=model,
-                    size=size,
-                    quality=quality,
-                    n=n,
-                    output_format=output_format,
+                given = compact(
+                    model=model, size=size, quality=quality, n=n, output_format=output_format
                 )
-                response = await client.images.generate(**params)
+                kwargs = call_params(client.images.generate, params, {**given, **options})
+                response = await client.images.generate(prompt=prompt, **kwargs)
             return await _save_response(response, out_dir, stem)
 
     for path in arun(go()):
@@ -130,10 +133,20 @@ def generate(
     help="An image to edit (a path or an https:// URL). Repeatable.",
 )
 @click.option("--mask", help="PNG whose transparent pixels mark where to edit.")
-@click.option("--model", help="gpt-image-1 (and newer) or dall-e-2.")
+@click.option("--model", help=f"{', '.join(EDIT_MODELS)}.")
 @click.option("--size", help="e.g. 1024x1024.")
 @click.option("--quality")
 @click.option("-n", "n", type=click.IntRange(1, 10))
+@named(
+    "background",
+    "moderation",
+    "input_fidelity",
+    "output_compression",
+    "output_format",
+    "response_format",
+    "user",
+)
+@PARAM
 @_OUT_DIR
 @_NAME
 @_FORCE
@@ -141,6 +154,7 @@ def generate(
 @click.pass_context
 def edit(
     ctx: click.Context,
+    /,
     prompt: str,
     images: tuple[str, ...],
     mask: str | None,
@@ -152,6 +166,8 @@ def edit(
     name: str,
     force: bool,
     fake: bool,
+    params: tuple[str, ...],
+    **options: Any,
 ) -> int:
     """Edit or extend one or more images following PROMPT (prints the saved paths)."""
 
@@ -159,8 +175,9 @@ def edit(
 
     async def go() -> list[Path]:
         async with open_client(ctx, fake=fake) as client:
-            params = compact(mask=mask, model=model, size=size, quality=quality, n=n)
-            response = await client.images.edit(prompt=prompt, image=list(images), **params)
+            given = compact(mask=mask, model=model, size=size, quality=quality, n=n, **options)
+            kwargs = call_params(client.images.edit, params, given)
+            response = await client.images.edit(prompt=prompt, image=list(images), **kwargs)
             return await _save_response(response, out_dir, stem)
 
     for path in arun(go()):
@@ -194,11 +211,16 @@ _FAMILY = click.option(
 @click.command(short_help="Submit an image job; print its id.")
 @click.argument("prompt")
 @_FAMILY
-@click.option("--model", help="gpt family: gpt-image-2 (default), gpt-image-1, ...")
+@click.option(
+    "--model",
+    help=f"gpt family: {', '.join(GPT_JOB_MODELS)} (default: {GPT_JOB_DEFAULT_MODEL}).",
+)
 @click.option("--aspect-ratio", help="gpt-image-2: 1:1, 3:4, 4:3, 16:9, 9:16.")
 @click.option("--size", help="gpt-image-2-plus: WxH.")
 @click.option("--refer", "refer_images", multiple=True, help="A reference image URL. Repeatable.")
-@click.option("--wait", is_flag=True, help="Wait for the job and save its image.")
+@click.option("--wait", is_flag=True, help="Wait for the job (a progress line) and save its image.")
+@named("hook_url")
+@PARAM
 @_OUT_DIR
 @_NAME
 @_FORCE
@@ -217,20 +239,25 @@ def submit(
     name: str,
     force: bool,
     fake: bool,
+    params: tuple[str, ...],
+    hook_url: str | None,
 ) -> int:
     """Submit an image job for PROMPT; print its id (and, with --wait, the saved path)."""
 
     async def go() -> None:
         async with open_client(ctx, fake=fake) as client:
-            params: dict[str, Any] = {"prompt": prompt}
+            given: dict[str, Any] = {"hook_url": hook_url}
             if refer_images:
-                params["refer_images"] = list(refer_images)
+                given["refer_images"] = list(refer_images)
             if family == "gpt":
-                params.update(compact(model=model, aspect_ratio=aspect_ratio, size=size))
-            job = await _family(client, family).submit(**params)
+                given.update(compact(model=model, aspect_ratio=aspect_ratio, size=size))
+            resource = _family(client, family)
+            job = await resource.submit(
+                prompt=prompt, **call_params(resource.submit, params, given)
+            )
             echo(job.id)
             if wait:
-                result = await job
+                result = await wait_with_progress(job)
                 stem = _fresh_stem(out_dir, name or job.id, force=force)
                 path = await save_url(result, result.image_url, out_dir, stem, 0, 1)
                 echo(str(path))

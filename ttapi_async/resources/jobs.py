@@ -120,6 +120,9 @@ class JobResource(Resource):
             json_body={"jobId": job_id},
             idempotent=True,
             options=options,
+            # A job's message may echo the key (a FAILED "invalid key ..."): the status, which
+            # job.status, updates() and JobFailedError.status show, is built from a clean copy.
+            redacted=True,
         )
         if not isinstance(payload, Mapping) or "status" not in payload:
             raise APIResponseValidationError(
@@ -134,10 +137,7 @@ class JobResource(Resource):
                 raise envelope_failure(
                     payload, status_code=status, headers=headers, redact=client._redact
                 )
-            payload = {**payload, "jobId": job_id}
-        # A job's message may echo the key (a FAILED "invalid key ..."): the status, which
-        # job.status, updates() and JobFailedError.status show, is built from a clean copy.
-        payload = client._redact.value(payload)
+            payload = {**payload, "jobId": client._redact(job_id)}
         job_status = structure(payload, JobStatus, status_code=status, redact=client._redact)
         object.__setattr__(job_status, "_headers", headers)
         return job_status
