@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,12 @@ class ImageStream:
         json_body: Mapping[str, Any] | None = None,
         form: FormFactory | None = None,
         options: RequestOptions | None = None,
+        prepare: Callable[[], tuple[Mapping[str, Any] | None, FormFactory | None]] | None = None,
     ) -> None:
+        # prepare: builds (json_body, form) from files; run on a worker thread when the stream
+        # starts, since reading a file may stall (a network file system) and must not do so
+        # on the event loop.
+        self._prepare = prepare
         self._client = client
         self._path = path
         self._json_body = json_body
@@ -60,6 +66,9 @@ class ImageStream:
         if self._finished:
             raise StopAsyncIteration
         try:
+            if self._prepare is not None:
+                prepare, self._prepare = self._prepare, None
+                self._json_body, self._form = await asyncio.to_thread(prepare)
             if self._events is None:
                 resp = await self._stack.enter_async_context(
                     self._client._stream(

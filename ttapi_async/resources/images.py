@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -291,6 +292,17 @@ class Images(Resource):
         options = self._options(
             timeout, max_retries, NOT_GIVEN, extra_headers, idle_timeout=idle_timeout
         )
+        if reads_files([*_as_list(image), mask]):
+            # Files are read (and checked) on a worker thread when the stream starts: a bad
+            # file raises at the first event, still before anything is sent.
+            return ImageStream(
+                self._client,
+                EDITS,
+                options=options,
+                prepare=functools.partial(
+                    self._edit_body, fields, image, mask, validate, extra_body
+                ),
+            )
         json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
         return ImageStream(self._client, EDITS, json_body=json_body, form=form, options=options)
 
