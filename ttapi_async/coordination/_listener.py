@@ -79,6 +79,12 @@ class PushListener:
                 await self._close_pubsub()
                 self._on_down(exc)
                 await self._sleep(RECONNECT_EVERY)
+            except Exception:
+                # Never die silently: a dead listener would leave every push unheard.
+                logger.exception("pub/sub listener failed; reconnecting")
+                self.up.clear()
+                await self._close_pubsub()
+                await self._sleep(RECONNECT_EVERY)
 
     async def _subscribe(self) -> None:
         await self._close_pubsub()

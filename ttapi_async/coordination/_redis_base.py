@@ -177,10 +177,10 @@ class RedisBase:
             await self._client.aclose()
             self._client = None
 
-    async def wait_subscribed(self) -> None:
-        """Return once the pub/sub connection is subscribed (pushes from now on arrive)."""
+    async def wait_subscribed(self, timeout: float = 30.0) -> None:
+        """Return once the pub/sub connection is subscribed; TimeoutError after ``timeout``."""
         assert self._push is not None
-        await self._push.up.wait()
+        await asyncio.wait_for(self._push.up.wait(), timeout)
 
     async def heartbeat(self) -> None:
         """Beat once (renewing this worker's leases); resync first if Redis just came back."""
