@@ -97,13 +97,21 @@ class Portal:
             box.append(task)
             task.add_done_callback(lambda _: done.set())
 
-        self._loop.call_soon_threadsafe(start)
+        def abandon() -> None:
+            # Callbacks run in order: if start() was queued, its task exists by now. If the
+            # interrupt came before start() was queued, there is nothing to cancel.
+            if box:
+                box[0].cancel()
+            else:
+                done.set()
+
         try:
+            # Inside the try: a Ctrl-C landing right after start() is queued still cancels.
+            self._loop.call_soon_threadsafe(start)
             # Event.wait() without a timeout is woken by a signal (Ctrl-C) on the main thread.
             done.wait()
         except BaseException:
-            # start() was queued before cancel(): callbacks run in order, so the task exists.
-            self._loop.call_soon_threadsafe(lambda: box[0].cancel())
+            self._loop.call_soon_threadsafe(abandon)
             done.wait(_UNWIND_SECONDS)
             raise
         return box[0].result()
