@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
 import pytest
 
-from ttapi_async import PollSchedule
 from ttapi_async._planner import (
     LATE5_MARGIN,
     LATE15_MARGIN,
@@ -17,7 +17,6 @@ from ttapi_async._planner import (
     optimise,
     smooth_cdf,
 )
-from ttapi_async._schedule import DurationStats, LearnedWait, Plan
 
 
 def lognormal_grid(median: float, sigma: float, step: float = 0.005) -> Grid:
@@ -70,7 +69,7 @@ def test_learned_plan_of_a_bimodal_sample_skips_the_gap() -> None:
     )
     ages = learned_ages(durations, [1 / 512] * 512, 0.0)
     assert ages is not None
-    assert max(b / a for a, b in zip(ages, ages[1:], strict=False)) > 1.5
+    assert max(b / a for a, b in itertools.pairwise(ages)) > 1.5
 
 
 def test_no_plan_while_much_of_the_distribution_is_unknown() -> None:
@@ -100,35 +99,3 @@ def test_lower_tail_of_two_modes_is_not_fitted_as_one() -> None:
     fitted = smooth_cdf(durations)
     plain = smooth_cdf(durations, tail=0.0)
     assert fitted.at(math.log(1.0)) == pytest.approx(plain.at(math.log(1.0)))
-
-
-def test_a_plan_polls_at_its_ages_and_counts_early_polls_as_on_time() -> None:
-    """After a poll at (or a little before) one planned age, the next is the next age, no
-    more than the planned gap after the poll."""
-    wait = LearnedWait(PollSchedule(jitter=0.0), DurationStats(512), random.Random(0))
-    plan = Plan(10.0, 20.0, math.inf, 0, [10.0, 11.5, 13.2, 13.9])
-    assert wait.learned(10.0, plan) == pytest.approx(1.5)
-    # 0.3 s early (a coalesced wake-up): on time, and the rest comes as much earlier.
-    assert wait.learned(11.2, plan) == pytest.approx(13.2 * 11.2 / 11.5 - 11.2)
-    assert wait.learned(12.0, plan) == pytest.approx(1.2)  # late (rate cap): the next one
-    # Past the last age, the ratio rules: sparse below dense_from.
-    assert wait.learned(14.0, plan) == pytest.approx(14.0 * 0.147)
-
-
-def test_plan_is_optimised_again_only_after_the_count_doubles() -> None:
-    """The optimisation does not run per poll: new durations reuse the ages until their
-    count has doubled."""
-    stats = DurationStats(512, random.Random(0))
-    for d in sample(256, 10.0, 0.35, 0):
-        stats.add(d)
-    wait = LearnedWait(PollSchedule(jitter=0.0), stats, random.Random(0))
-    first = wait.plan()
-    assert first is not None and first.ages is not None
-    for d in sample(200, 10.0, 0.35, 1):
-        stats.add(d)
-    again = wait.plan()
-    assert again is not None and again.ages is first.ages
-    for d in sample(100, 10.0, 0.35, 2):
-        stats.add(d)
-    later = wait.plan()
-    assert later is not None and later.ages is not first.ages

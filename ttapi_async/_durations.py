@@ -10,7 +10,7 @@ import array
 import math
 import random
 
-__all__ = ["DurationStats", "PendingAges", "survival_masses", "survival_quantiles"]
+__all__ = ["DurationStats", "PendingAges", "survival_quantiles"]
 
 
 #: how many recent durations are compared with the sample to detect a shift
@@ -243,39 +243,3 @@ def survival_quantiles(
                 return out
             target = qs[k] + 1e-9
     return out
-
-
-def survival_masses(
-    durations: list[float], weight: float, pending: PendingAges, *, stop: bool = True
-) -> tuple[list[float], float]:
-    """Return the Kaplan-Meier probability mass of each sorted duration, and what remains.
-
-    The same estimate as ``survival_quantiles``; with ``stop`` it stops where that one
-    does (the list is then shorter than ``durations``). Without, it is the plain
-    estimate: unbiased, since when a job is polled does not depend on its duration, but
-    noisy where a poll round is under way. The second value is the survival past the last
-    mass, the share of jobs the estimate says run longer.
-    """
-    n = len(durations)
-    counts = pending.counts
-    seen = pending.total - counts[0]
-    if n == 0:
-        return [], 1.0
-    if seen <= 0:
-        return [1.0 / n] * n, 0.0
-    suffix = [0] * (_NBINS + 1)
-    acc = 0
-    for b in range(_NBINS - 1, 0, -1):
-        acc += counts[b]
-        suffix[b] = acc
-    survival = 1.0
-    masses = []
-    for i, x in enumerate(durations):
-        later = suffix[_bin(x)]
-        at_risk = weight * (n - i) + later
-        if stop and suffix[_bin(x * _ROUND)] - later > at_risk:
-            break
-        step = survival * weight / at_risk
-        masses.append(step)
-        survival -= step
-    return masses, max(survival, 0.0)

@@ -16,8 +16,7 @@ import attrs
 import tenacity
 from tenacity.wait import wait_base
 
-from ._durations import DurationStats, PendingAges, survival_masses, survival_quantiles
-from ._planner import learned_ages
+from ._durations import DurationStats, PendingAges, survival_quantiles
 
 __all__ = [
     "DurationStats",
@@ -134,38 +133,19 @@ _COLD_MARGIN = 0.9
 _SURE_SAMPLES = 256
 
 
-#: how many durations the optimised plan (``_planner``) needs; fewer: the quantile rules
-_PLAN_SAMPLES = 128
-#: a poll up to this share of its gap early (coalesced, jittered) counts as on time
-_EARLY = 0.25
-
-
 class Plan:
-    """How one job's polls are placed (shared by the jobs submitted together): the ages of
-    an optimised schedule, then (or without one) ratios of the age by the quantiles."""
+    """The quantiles one job's polls are placed by (shared by the jobs submitted together)."""
 
-    __slots__ = ("ages", "dense_from", "dense_to", "first", "generation", "marks")
+    __slots__ = ("dense_from", "dense_to", "first", "generation")
 
     def __init__(
-        self,
-        first: float,
-        dense_from: float,
-        dense_to: float,
-        generation: int = 0,
-        ages: list[float] | None = None,
+        self, first: float, dense_from: float, dense_to: float, generation: int = 0
     ) -> None:
         self.first = first
         self.dense_from = dense_from
         self.dense_to = dense_to
         #: the sample's generation it was made from: after a shift its jobs stop following it
         self.generation = generation
-        #: the optimised poll ages (None: none), and the age from which each one is passed
-        self.ages = ages
-        self.marks: list[float] | None = None
-        if ages:
-            self.marks = [ages[0] * (1.0 - _EARLY)] + [
-                b - _EARLY * (b - a) for a, b in zip(ages, ages[1:])
-            ]
 
     def __repr__(self) -> str:
         return f"Plan(first={self.first:.3g}, dense={self.dense_from:.3g}..{self.dense_to:.3g})"
@@ -208,10 +188,6 @@ class LearnedWait(wait_base):
         self._first = math.inf
         self._dense_from = math.inf
         self._dense_to = math.inf
-        #: the optimised poll ages, and when to optimise again (a count of durations)
-        self._ages: list[float] | None = None
-        self._ages_next = 0
-        self._ages_generation = stats.generation
 
     def ready(self) -> bool:
         """Tell whether enough durations are known to use the learned schedule."""
@@ -274,37 +250,10 @@ class LearnedWait(wait_base):
             # A low quantile of a few dozen durations is noisy: stay under it until the
             # sample is large enough for its 1st percentile to stand on a few jobs.
             factor = s.first_factor if len(stats) >= _SURE_SAMPLES else _COLD_MARGIN
-            ages = self._optimised(ordered, weight)
-            first = ages[0] if ages else self._first * factor
-            first = min(max(first, s.min_first_delay), s.max_first_delay)
-            self._plan = Plan(first, self._dense_from, self._dense_to, stats.generation, ages)
+            first = min(max(self._first * factor, s.min_first_delay), s.max_first_delay)
+            self._plan = Plan(first, self._dense_from, self._dense_to, stats.generation)
         else:
             self._plan = None
-
-    def _optimised(self, ordered: list[float], weight: float) -> list[float] | None:
-        """Return the poll ages optimised for the learned durations (None: too few known).
-
-        The optimisation (tens of ms) runs again only once the count of durations has
-        doubled (at most every 16 windows) or the sample restarted after a shift.
-        """
-        stats = self.stats
-        if len(ordered) < _PLAN_SAMPLES:
-            return None
-        if stats.generation != self._ages_generation:
-            self._ages = None
-            self._ages_next = 0
-            self._ages_generation = stats.generation
-        if stats.count < self._ages_next:
-            return self._ages
-        masses, rest = survival_masses(ordered, weight, self.pending, stop=False)
-        ages = learned_ages(ordered, masses, rest)
-        if ages is None:
-            # A batch's slow jobs are still running: try again after a few more finish.
-            self._ages_next = stats.count + max(len(ordered) // 8, 1)
-            return self._ages
-        self._ages = ages
-        self._ages_next = stats.count + min(max(len(ordered), stats.count), 16 * stats.window)
-        return ages
 
     def plan(self) -> Plan | None:
         """Return the plan for a job submitted now (None on a cold start)."""
@@ -373,21 +322,7 @@ class LearnedWait(wait_base):
     def learned(self, age: float, plan: Plan) -> float:
         """Return the learned wait after a poll at ``age`` (the watcher's hot path)."""
         s = self.schedule
-        marks = plan.marks
-        if marks is not None:
-            k = bisect.bisect_right(marks, age)
-            if k < len(marks):
-                ages: list[float] = plan.ages  # type: ignore[assignment]
-                target = ages[k]
-                if k and age < ages[k - 1]:
-                    # Polled early (its first poll's jitter, a coalesced wake-up): the
-                    # rest of its schedule comes as much earlier, so no gap between two
-                    # of its polls is longer than planned (a longer one would make the
-                    # jobs ending in it late). No jitter: the first poll's spreads them.
-                    target *= age / ages[k - 1]
-                return min(max(target - age, s.min_interval), s.max_interval)
-        ratio = s.dense_ratio if plan.dense_from <= age <= plan.dense_to else s.sparse_ratio
-        delay = age * ratio
+        delay = age * (s.dense_ratio if plan.dense_from <= age <= plan.dense_to else s.sparse_ratio)
         if s.jitter:
             delay *= 1.0 - s.jitter * self.rng.random()
         return min(max(delay, s.min_interval), s.max_interval)
