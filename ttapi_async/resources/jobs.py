@@ -14,7 +14,7 @@ import attrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._errors import APIResponseValidationError, InvalidRequestError
-from .._job import Job
+from .._job import Job, attach_headers
 from .._models import JobResult, JobStatus, bind, converter, excerpt, structure, with_job_id
 from .._params import validate_4o_job, validate_gpt_job
 from .._response import envelope_failure, unwrap_envelope
@@ -171,7 +171,7 @@ class JobResource(Resource):
         data = unwrap_envelope(payload, status_code=status, headers=headers, redact=client._redact)
         submitted = structure(data, _Submitted, status_code=status, redact=client._redact)
         job = self._watch(submitted.job_id, self._key(body.get("model")), 0.0, deadline)
-        job._headers = headers
+        attach_headers(job, headers)
         return job
 
     def resume(
