@@ -14,7 +14,7 @@ import attrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._errors import APIResponseValidationError, InvalidRequestError
-from .._job import Job
+from .._job import Job, attach_headers
 from .._models import JobResult, JobStatus, bind, converter, excerpt, structure, with_job_id
 from .._params import validate_4o_job, validate_gpt_job
 from .._response import envelope_failure, unwrap_envelope
@@ -197,7 +197,7 @@ class JobResource(Resource):
         finally:
             # Even if cancelled meanwhile: watched, the job settles and frees its lease.
             job = self._watch(job_id, key, 0.0, deadline)
-        job._headers = headers
+        attach_headers(job, headers)
         return job
 
     def _parse_submitted(self, payload: Any, status: int, headers: Mapping[str, str]) -> str:
