@@ -285,6 +285,8 @@ class GPT4o(JobResource):
         ``hook=True`` asks TTAPI to call the client's ``WebhookReceiver`` when the job
         ends (the watcher then fetches it at once); ``hook_url`` names any URL instead.
         ``deadline`` (seconds) overrides how long the watcher waits for it.
+        ``lease_timeout`` (seconds; default the client's) bounds the wait for room under
+        the product's jobs-in-progress limit: ``LeaseTimeoutError``, nothing sent.
         """
         body = compact(
             prompt=prompt,
@@ -368,8 +370,8 @@ class GPT(JobResource):
         """Submit a job and return its ``Job``; ``model`` defaults to gpt-image-2.
 
         ``aspect_ratio`` is for gpt-image-2 only, ``size`` (``WxH``) for gpt-image-2-plus
-        only; both are checked before anything is sent. ``hook``, ``hook_url`` and
-        ``deadline`` as for ``client.gpt4o.submit``.
+        only; both are checked before anything is sent. ``hook``, ``hook_url``,
+        ``deadline`` and ``lease_timeout`` as for ``client.gpt4o.submit``.
         """
         body = compact(
             prompt=prompt,
