@@ -166,7 +166,7 @@ def run_load(args: argparse.Namespace, mode: str, redis: Redis | None) -> dict[s
         for i in range(workers):
             hook_to = ports[(i + 1) % workers] if mode == "coordinated" else ports[i]
             config = {
-                "mode": "load", "coordinated": mode == "coordinated",
+                "mode": "load", "coordinated": mode == "coordinated", "key": KEY,
                 "redis": redis.url if redis else None, "namespace": namespace,
                 "base_url": fake.url, "listen": ports[i],
                 "hook_url": f"http://127.0.0.1:{hook_to}/ttapi-hook",
@@ -237,9 +237,10 @@ def run_adoption(args: argparse.Namespace, redis: Redis) -> dict[str, Any]:
     """SIGKILL a worker holding jobs; time until another adopts them, in heartbeats."""
     fake = Fake("--job-duration", "3600")
     namespace = "bench" + secrets.token_hex(4)
-    base = {"redis": redis.url, "namespace": namespace, "base_url": fake.url,
+    base = {"redis": redis.url, "namespace": namespace, "base_url": fake.url, "key": KEY,
             "heartbeat": args.heartbeat, "coordinated": True, "cap": args.cap}  # fmt: skip
-    victim = Child({**base, "mode": "victim", "listen": free_port(), "jobs": 100})
+    # No more than its cap: jobs that never end would keep any further submit waiting.
+    victim = Child({**base, "mode": "victim", "listen": free_port(), "jobs": min(100, args.cap)})
     adopter = Child({**base, "mode": "adopter", "listen": free_port()})
     try:
         victim.line()
@@ -296,7 +297,7 @@ def _client(config: dict[str, Any]) -> tuple[Any, Any]:
     else:
         coordinator = LocalCoordinator(limits)
     client = AsyncTTAPI(
-        api_key=KEY, base_url=config["base_url"], coordinator=coordinator, max_connections=400
+        api_key=config["key"], base_url=config["base_url"], coordinator=coordinator, max_connections=400
     )
     # Tuned for short jobs as bench_batch.py is: the first poll near the end, then dense.
     scale = config.get("job", 2.0) / 2.0
@@ -517,6 +518,8 @@ def main() -> None:
         run = {"load": child_load, "victim": child_victim, "adopter": child_adopter}
         asyncio.run(run[config["mode"]](config))
         return
+    # A SIGTERM (a timeout) still runs the finally blocks: no server is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     load = os.getloadavg()
     wanted = args.only.split(",")
     redis = Redis()

@@ -70,7 +70,7 @@ class ClientWorker:
             if len(hits) >= count:
                 return hits[:count]
             if any("exited" in e for e in self.events):
-                raise AssertionError(f"worker {self.name} exited; events: {self.events[-20:]}")
+                raise AssertionError(f"worker {self.name} exited; events: {self.recent()}")
             return None
 
         async def wait_found() -> list[Event]:
@@ -84,8 +84,12 @@ class ClientWorker:
         except asyncio.TimeoutError:
             raise AssertionError(
                 f"worker {self.name}: {count} matching event(s) not seen within {timeout} s; "
-                f"last events: {self.events[-20:]}"
+                f"last events: {self.recent()}"
             ) from None
+
+    def recent(self) -> list[Event]:
+        """Return the last events but the sweeps (which come every beat), for messages."""
+        return [e for e in self.events if "swept" not in e or e.get("adopted")][-20:]
 
     def seen(self, match: Callable[[Event], bool]) -> list[Event]:
         """Return the events so far that ``match``."""

@@ -23,8 +23,8 @@ async def test_four_workers_never_run_more_jobs_than_the_shared_limit(
     workers = [
         await start_worker(
             f"W{i}", fake, listen=port, cap=CAP,
-            # Callbacks land on the next worker; polls are only a slow safety net.
-            hook_url=f"http://127.0.0.1:{ports[(i + 1) % 4]}/ttapi-hook",
+            # Callbacks end the jobs; polls are only a slow safety net.
+            hook_url=f"http://127.0.0.1:{port}/ttapi-hook",
             first_poll=2.0, poll_every=1.0,
         )
         for i, port in enumerate(ports)
