@@ -297,7 +297,10 @@ def _client(config: dict[str, Any]) -> tuple[Any, Any]:
     else:
         coordinator = LocalCoordinator(limits)
     client = AsyncTTAPI(
-        api_key=config["key"], base_url=config["base_url"], coordinator=coordinator, max_connections=400
+        api_key=config["key"],
+        base_url=config["base_url"],
+        coordinator=coordinator,
+        max_connections=400,
     )
     # Tuned for short jobs as bench_batch.py is: the first poll near the end, then dense.
     scale = config.get("job", 2.0) / 2.0
