@@ -10,7 +10,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import attrs
@@ -26,6 +26,9 @@ from ._retry import RetryPolicy
 from ._sending import FormFactory, Sender
 from ._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .coordination import Coordinator
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -58,6 +61,15 @@ class AsyncTTAPI(Sender):
     The key comes from ``api_key`` or the ``TTAPI_API_KEY`` environment variable; it is
     never shown in a repr, an error or a log line. ``HTTP_PROXY`` / ``HTTPS_PROXY`` /
     ``NO_PROXY`` are honoured (``trust_env=False`` ignores them); ``proxy=`` names one.
+
+    ``coordinator`` shares job records, webhook routing and the jobs-in-progress limit
+    with other processes (``ttapi_async.coordination.RedisCoordinator``); without one the
+    client keeps them in process (a ``LocalCoordinator``). Every job submit first takes
+    a lease under its product's limit, waiting at most ``lease_timeout`` seconds (None: as
+    long as it takes) before ``LeaseTimeoutError``. The client opens the coordinator on
+    first use and closes it in ``aclose()``, whether it was passed in or not: one
+    coordinator serves one client at a time (a second open client given it raises
+    ``ValueError``); clients share state through coordinators on one namespace.
     """
 
     def __init__(
@@ -78,6 +90,8 @@ class AsyncTTAPI(Sender):
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         allow_private_downloads: bool = False,
+        coordinator: Coordinator | None = None,
+        lease_timeout: float | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("TTAPI_API_KEY")
         if not key:
@@ -143,8 +157,17 @@ class AsyncTTAPI(Sender):
             CIMultiDict(base, **{"Content-Type": "application/json"})
         )
 
+        from ._coordination import ClientCoordination
         from ._spent import Spending
         from .resources import Dalle3, Images
+        from .resources._checks import check_lease_timeout
+
+        check_lease_timeout(lease_timeout)
+        #: the longest a job submit waits for a lease (None: as long as it takes)
+        self.lease_timeout: float | None = lease_timeout
+        self._coordination = ClientCoordination(
+            coordinator, api_key=lambda: self._api_key, listener=self._coordinator_listener
+        )
 
         #: running totals: job quota by product, usage tokens by model (``snapshot()``)
         self.spent = Spending()
@@ -169,6 +192,27 @@ class AsyncTTAPI(Sender):
             await self.watcher.aclose()
 
         self._on_close(close_watcher)
+        # After the watcher: its jobs settle (and release their leases) before it closes.
+        self._on_close(self._coordination.aclose)
+
+    # --- coordination ------------------------------------------------------------------------
+
+    @property
+    def coordinator(self) -> Coordinator:
+        """Return the coordinator of this client (a ``LocalCoordinator`` unless one was given)."""
+        return self._coordination.coordinator
+
+    async def open_coordinator(self) -> Coordinator:
+        """Return the coordinator, opened with this client's key and listener (idempotent).
+
+        Submits and polls open it themselves; call this to use it directly first.
+        """
+        return await self._coordination.ready()
+
+    def _coordinator_listener(self) -> Any:
+        from ._coord_listener import WatcherListener
+
+        return WatcherListener(self)
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -9,10 +9,10 @@ __all__ = ["Due", "DueHeap"]
 
 
 class Due(Protocol):
-    """Something with a next poll time: ``_due`` is None while it is not in the heap."""
+    """Something with a next poll time: ``due`` is None while it is not in the heap."""
 
     id: str
-    _due: float | None
+    due: float | None
 
 
 D = TypeVar("D", bound=Due)
@@ -22,7 +22,7 @@ class DueHeap(Generic[D]):
     """A heap of ``(due, id, item)`` where only an item's latest entry counts.
 
     Moving an item earlier (a webhook asked for a fetch now) pushes a new entry and leaves
-    the old one in place: an entry is live only while ``entry[0] is item._due``, the very
+    the old one in place: an entry is live only while ``entry[0] is item.due``, the very
     float object, so every due time must be a fresh float (``push`` makes sure of that).
     Stale entries are dropped when they reach the top.
     """
@@ -39,21 +39,21 @@ class DueHeap(Generic[D]):
     def push(self, item: D, due: float) -> float:
         """Schedule ``item`` at ``due`` (replacing its earlier time); return the time set."""
         due += 0.0  # a fresh float object: entries are matched by identity
-        item._due = due
+        item.due = due
         heapq.heappush(self._entries, (due, item.id, item))
         return due
 
     def first(self) -> float | None:
         """Return the earliest live due time, or None when nothing is scheduled."""
         entries = self._entries
-        while entries and entries[0][2]._due is not entries[0][0]:
+        while entries and entries[0][2].due is not entries[0][0]:
             heapq.heappop(entries)
         return entries[0][0] if entries else None
 
     def pop(self) -> D:
         """Remove the earliest live item (``first()`` must have been checked) and return it."""
         item = heapq.heappop(self._entries)[2]
-        item._due = None
+        item.due = None
         return item
 
     def clear(self) -> None:

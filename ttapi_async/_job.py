@@ -1,7 +1,8 @@
 """``Job``: the handle of one asynchronous TTAPI job, and the watcher's entry for it.
 
-One object serves as both, with ``__slots__`` and lazily created parts (the future,
-the listener list), so a pending job costs a few hundred bytes.
+One object serves as both (``Job`` inherits ``WatchEntry``), with ``__slots__`` and lazily
+created parts (the future, the listener list), so a pending job costs a few hundred bytes.
+The job calls its watcher through ``JobHost``; the watcher calls ``observe`` and ``settle``.
 """
 
 from __future__ import annotations
@@ -11,41 +12,36 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._errors import JobTimeoutError
 from ._headers import HasHeaders
 from ._models import JobResult, JobStatus
+from ._watchentry import LEARNABLE, WatchEntry
 
 if TYPE_CHECKING:
     from ._kinds import JobKind
     from ._schedule import Plan
 
-__all__ = ["Job", "JobHost", "UpdateCallback"]
+__all__ = ["CANCELLED", "Cancelled", "Job", "JobHost", "UpdateCallback", "attach_headers"]
 
 logger = logging.getLogger("ttapi_async")
 
 #: ``on_update`` callbacks receive each new status; they may be plain or async.
 UpdateCallback = Callable[[JobStatus], Awaitable[None] | None]
 
-# Flag bits in Job._flags.
-LEARNABLE = 1  # the job's start is known: its duration may teach the schedule
-LOGGED_UNKNOWN = 2  # an unknown status was logged for it already
-HINTED = 4  # the next fetch was asked for by a callback: it is close to the finish
-IN_FLIGHT = 8  # a fetch is running
-AGAIN = 16  # fetch again as soon as the running fetch returns
-FOLLOWER = 32  # a cold job that polls sparsely until the scouts of its kind see a finish
-
 
 class JobHost(Protocol):
-    """What a ``Job`` asks of the watcher that polls it (``JobWatcher`` is the one host)."""
+    """What a ``Job`` asks of the watcher that polls it (``job.kind.host``; one per watcher)."""
 
-    @property
-    def _clock(self) -> Callable[[], float]: ...
+    def now(self) -> float:
+        """Return the time on the watcher's clock."""
 
-    def _finish(self, job: Job, outcome: _Cancelled) -> None: ...
+    def finish(self, job: Job, outcome: Cancelled) -> None:
+        """Stop watching ``job`` and settle it with ``outcome``."""
 
-    def _track_callback(self, job_id: str, awaitable: Awaitable[Any]) -> None: ...
+    def track_callback(self, job_id: str, awaitable: Awaitable[Any]) -> None:
+        """Run an async ``on_update`` callback's awaitable to its end, logging its error."""
 
 
 class _Failure:
@@ -61,16 +57,19 @@ class _Failure:
         raise self.exc.with_traceback(self.tb)
 
 
-class _Cancelled:
+class Cancelled:
     """The outcome of ``Job.cancel()``."""
 
     __slots__ = ()
 
 
-_CANCELLED = _Cancelled()
+CANCELLED: Final = Cancelled()
+
+#: What a job ends with: its result, the error it raises, or cancellation.
+Outcome = JobResult | BaseException | Cancelled
 
 
-class Job(HasHeaders):
+class Job(HasHeaders, WatchEntry):
     """An asynchronous job being watched: ``await job`` gives its ``JobResult``.
 
     ``headers`` and ``request_id`` are those of the submit's answer (empty / None for a
@@ -81,31 +80,16 @@ class Job(HasHeaders):
     ``AuthenticationError`` when the key stopped working, and ``asyncio.CancelledError``
     after ``cancel()``. Create jobs with ``client.gpt4o.submit(...)``,
     ``client.gpt.submit(...)``, their ``resume(job_id)``, or ``JobWatcher.watch``.
+
+    The fields it inherits from ``WatchEntry`` (``due``, ``flags``, ``polls``, ...) are the
+    watcher's bookkeeping: read them if you must, never write them.
     """
 
-    __slots__ = (
-        "_deadline",
-        "_due",
-        "_errors",
-        "_flags",
-        "_headers",
-        "_kind",
-        "_listeners",
-        "_outcome",
-        "_plan",
-        "_polls",
-        "_prev",
-        "_started",
-        "_status",
-        "_waiter",
-        "_watcher",
-        "id",
-    )
+    __slots__ = ("_headers", "_listeners", "_outcome", "_status", "_waiter")
 
     def __init__(
         self,
         job_id: str,
-        watcher: JobHost,
         kind: JobKind,
         *,
         started: float,
@@ -113,29 +97,17 @@ class Job(HasHeaders):
         learnable: bool,
         plan: Plan | None,
     ) -> None:
-        self.id = job_id
-        self._watcher = watcher
-        self._kind = kind
-        self._started = started
-        self._deadline = deadline
-        self._flags = LEARNABLE if learnable else 0
+        WatchEntry.__init__(
+            self, job_id, kind, started=started, deadline=deadline, learnable=learnable, plan=plan
+        )
         self._headers: Mapping[str, str] | None = None
-        self._plan = plan
-        self._due: float | None = None
-        self._prev = started
-        self._polls = 0
-        self._errors = 0
         self._status: JobStatus | None = None
-        self._outcome: JobResult | _Failure | _Cancelled | None = None
+        self._outcome: JobResult | _Failure | Cancelled | None = None
         self._waiter: asyncio.Future[JobResult] | None = None
         self._listeners: list[UpdateCallback | asyncio.Queue[JobStatus | None]] | None = None
 
-    # Heap entries are (due, id, job); ties on both happen only for one job's stale entries.
-    def __lt__(self, other: Job) -> bool:
-        return False
-
     def __repr__(self) -> str:
-        if isinstance(self._outcome, _Cancelled):
+        if isinstance(self._outcome, Cancelled):
             state = "cancelled"
         elif isinstance(self._outcome, _Failure):
             state = f"failed ({type(self._outcome.exc).__name__})"
@@ -143,7 +115,7 @@ class Job(HasHeaders):
             state = "succeeded"
         else:
             state = f"pending ({self._status.status})" if self._status else "pending"
-        return f"<Job {self.id} {self._kind.key} {state}>"
+        return f"<Job {self.id} {self.kind.key} {state}>"
 
     # --- state -----------------------------------------------------------------------------
 
@@ -155,7 +127,7 @@ class Job(HasHeaders):
     @property
     def key(self) -> str:
         """Return the kind of job (family and model) the watcher learns durations for."""
-        return self._kind.key
+        return self.kind.key
 
     @property
     def eta(self) -> float | None:
@@ -167,9 +139,9 @@ class Job(HasHeaders):
         """
         if self._outcome is not None:
             return 0.0
-        if not self._flags & LEARNABLE:
+        if not self.flags & LEARNABLE:
             return None
-        return self._kind.wait.remaining(self._watcher._clock() - self._started)
+        return self.kind.wait.remaining(self.kind.host.now() - self.started)
 
     def done(self) -> bool:
         """Return True once the job has a result, an error, or was cancelled here."""
@@ -177,7 +149,7 @@ class Job(HasHeaders):
 
     def cancelled(self) -> bool:
         """Return True if ``cancel()`` stopped watching the job."""
-        return isinstance(self._outcome, _Cancelled)
+        return isinstance(self._outcome, Cancelled)
 
     def result(self) -> JobResult:
         """Return the result of a finished job, or raise its error.
@@ -189,7 +161,7 @@ class Job(HasHeaders):
             raise asyncio.InvalidStateError(f"job {self.id} is still pending")
         if isinstance(outcome, _Failure):
             return outcome.raise_()  # type: ignore[no-any-return]
-        if isinstance(outcome, _Cancelled):
+        if isinstance(outcome, Cancelled):
             raise asyncio.CancelledError(f"job {self.id} was cancelled")
         return outcome
 
@@ -210,7 +182,7 @@ class Job(HasHeaders):
         """
         if self._outcome is not None:
             return False
-        self._watcher._finish(self, _CANCELLED)
+        self.kind.host.finish(self, CANCELLED)
         return True
 
     # --- waiting ---------------------------------------------------------------------------
@@ -282,9 +254,15 @@ class Job(HasHeaders):
 
     # --- called by the watcher -------------------------------------------------------------
 
-    def _notify(self, status: JobStatus) -> None:
+    def observe(self, status: JobStatus) -> None:
+        """Take ``status`` as the job's latest; tell the listeners when its value changed.
+
+        Called by the watcher for every status it fetches or is delivered.
+        """
+        previous = self._status
+        self._status = status
         listeners = self._listeners
-        if not listeners:
+        if not listeners or (previous is not None and previous.status == status.status):
             return
         for listener in tuple(listeners):
             if isinstance(listener, asyncio.Queue):
@@ -296,19 +274,20 @@ class Job(HasHeaders):
                 logger.exception("on_update callback of job %s failed", self.id)
                 continue
             if inspect.isawaitable(returned):
-                self._watcher._track_callback(self.id, returned)
+                self.kind.host.track_callback(self.id, returned)
 
-    def _settle(self, outcome: JobResult | _Failure | _Cancelled) -> None:
-        self._outcome = outcome
-        self._due = None
+    def settle(self, outcome: Outcome) -> None:
+        """Give the job its outcome and wake whoever waits (called by the watcher, once)."""
+        kept = _Failure(outcome) if isinstance(outcome, BaseException) else outcome
+        self._outcome = kept
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
-            if isinstance(outcome, _Failure):
-                waiter.set_exception(outcome.exc)
+            if isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
                 # Marked as retrieved: the job keeps the error for later awaits, and a
                 # waiter nobody awaits any more must not log "exception never retrieved".
                 waiter.exception()
-            elif isinstance(outcome, _Cancelled):
+            elif isinstance(outcome, Cancelled):
                 waiter.cancel()
             else:
                 waiter.set_result(outcome)
@@ -317,3 +296,8 @@ class Job(HasHeaders):
             for listener in listeners:
                 if isinstance(listener, asyncio.Queue):
                     listener.put_nowait(None)
+
+
+def attach_headers(job: Job, headers: Mapping[str, str]) -> None:
+    """Give a just-submitted ``job`` the headers of the submit's answer."""
+    job._headers = headers

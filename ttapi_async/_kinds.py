@@ -1,13 +1,16 @@
-"""Kinds of job: what jobs of one family and model share (fetch, learned schedule)."""
+"""Kinds of job: what jobs of one family and model share (fetch, learned schedule, host)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._models import JobResult, JobStatus
 from ._schedule import DurationStats, LearnedWait, PollSchedule
+
+if TYPE_CHECKING:
+    from ._job import JobHost
 
 __all__ = ["FetchFunction", "JobKind", "Kinds", "ResultFactory"]
 
@@ -18,9 +21,11 @@ ResultFactory = Callable[[JobStatus], JobResult]
 
 
 class JobKind:
-    """What jobs of one kind share: how to fetch them, and what their schedule learned."""
+    """What jobs of one kind share: how to fetch them, what their schedule learned, and the
+    watcher that polls them (``host``: kept here rather than in every job, a slot less each).
+    """
 
-    __slots__ = ("fetch", "key", "make_result", "resume_hint", "wait")
+    __slots__ = ("fetch", "host", "key", "make_result", "resume_hint", "wait")
 
     def __init__(
         self,
@@ -29,22 +34,25 @@ class JobKind:
         wait: LearnedWait,
         make_result: ResultFactory,
         resume_hint: str,
+        host: JobHost,
     ) -> None:
         self.key = key
         self.fetch = fetch
         self.wait = wait
         self.make_result = make_result
         self.resume_hint = resume_hint
+        self.host = host
 
 
 class Kinds:
     """The kinds a watcher knows, and one learned schedule per key (shared by its fetches)."""
 
-    __slots__ = ("_kinds", "rng", "schedule", "waits")
+    __slots__ = ("_kinds", "host", "rng", "schedule", "waits")
 
-    def __init__(self, schedule: PollSchedule, rng: random.Random) -> None:
+    def __init__(self, schedule: PollSchedule, rng: random.Random, host: JobHost) -> None:
         self.schedule = schedule
         self.rng = rng
+        self.host = host
         self._kinds: dict[tuple[str, Any], JobKind] = {}
         self.waits: dict[str, LearnedWait] = {}
 
@@ -66,11 +74,13 @@ class Kinds:
     def get(
         self,
         key: str,
-        fetch: FetchFunction,
+        fetch: FetchFunction | None,
         make_result: ResultFactory | None,
         resume_hint: str | None,
     ) -> JobKind:
         """Return the kind of ``key`` fetched with ``fetch`` (the same object every time)."""
+        if fetch is None:
+            raise TypeError("no fetch function: pass fetch= to JobWatcher() or to watch()")
         found = self._kinds.get((key, fetch))
         if found is None:
             found = JobKind(
@@ -79,6 +89,7 @@ class Kinds:
                 self.wait_for(key),
                 make_result or JobResult.from_status,
                 resume_hint or "JobWatcher.watch",
+                self.host,
             )
             self._kinds[(key, fetch)] = found
         return found

@@ -23,6 +23,9 @@ from ._retry import RetryPolicy
 from .resources import Dalle3, Images, ImageStream
 from .resources.jobs import GPT, GPT4o
 
+if TYPE_CHECKING:
+    from .coordination import Coordinator
+
 __all__ = ["TTAPI", "SyncImageStream", "SyncJob"]
 
 _P = ParamSpec("_P")
@@ -227,6 +230,8 @@ class TTAPI:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         allow_private_downloads: bool = False,
+        coordinator: Coordinator | None = None,
+        lease_timeout: float | None = None,
     ) -> None:
         # No ``session=``: an aiohttp session belongs to the loop it was made in, and this
         # client's loop is its own.
@@ -245,6 +250,9 @@ class TTAPI:
             "idle_timeout": idle_timeout,
             "max_response_bytes": max_response_bytes,
             "allow_private_downloads": allow_private_downloads,
+            # Opened (and closed) on the client's own loop, like everything else it runs.
+            "coordinator": coordinator,
+            "lease_timeout": lease_timeout,
         }
         self._portal = Portal()
         try:

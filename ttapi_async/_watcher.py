@@ -9,30 +9,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ._dispatch import Dispatcher, Sleep, settle_tasks
+from ._dispatch import Dispatcher, Sleep
 from ._errors import InvalidRequestError, JobFailedError
-from ._job import (
-    AGAIN,
-    FOLLOWER,
-    HINTED,
-    IN_FLIGHT,
-    LEARNABLE,
-    LOGGED_UNKNOWN,
-    Job,
-    _Cancelled,
-    _Failure,
-)
+from ._job import Job, Outcome
 from ._joberrors import closed_error, is_transient, refuses_every_job, timeout_error, unfetchable
-from ._kinds import FetchFunction, JobKind, Kinds, ResultFactory
-from ._models import PENDING_STATUSES, JobResult, JobStatus
+from ._jobhost import CallbackTasks, WatcherHost
+from ._kinds import FetchFunction, Kinds, ResultFactory
+from ._models import PENDING_STATUSES, JobStatus
 from ._nextpoll import bring_forward, estimate_duration, next_delay
 from ._retry import retry_after_of
 from ._schedule import LearnedWait, PollSchedule, poll_state
 from ._types import NOT_GIVEN, NotGiven
+from ._watchentry import AGAIN, FOLLOWER, HINTED, IN_FLIGHT, LEARNABLE, LOGGED_UNKNOWN, SETTLED
 
 __all__ = ["FetchFunction", "JobWatcher"]
 
@@ -74,9 +66,6 @@ class JobWatcher:
         rng: random.Random | None = None,
     ) -> None:
         self._fetch = fetch
-        self._kinds = Kinds(schedule or PollSchedule(), rng or random.Random())
-        #: the learned schedule of each key (the same objects as in the kinds)
-        self._waits = self._kinds.waits
         self._state = poll_state()
         self._jobs: dict[str, Job] = {}
         self._dispatcher: Dispatcher[Job] = Dispatcher(
@@ -88,7 +77,11 @@ class JobWatcher:
             sleep=sleep,
             coalesce=coalesce,
         )
-        self._callbacks: set[asyncio.Task[Any]] = set()
+        self._callbacks = CallbackTasks()
+        host = WatcherHost(self._dispatcher, self._finish, self._callbacks)
+        self._kinds = Kinds(schedule or PollSchedule(), rng or random.Random(), host)
+        #: the learned schedule of each key (the same objects as in the kinds)
+        self._waits = self._kinds.waits
         self._closed = False
         self.receiver: Any = None  # a WebhookReceiver, once one is attached
         #: counters: fetches sent, fetches that failed transiently, jobs settled
@@ -158,18 +151,6 @@ class JobWatcher:
         wait = self._waits.get(key)
         return wait.stats.snapshot() if wait is not None else []
 
-    def _kind(
-        self,
-        key: str,
-        fetch: FetchFunction | None,
-        make_result: ResultFactory | None,
-        resume_hint: str | None,
-    ) -> JobKind:
-        fetch = fetch or self._fetch
-        if fetch is None:
-            raise TypeError("no fetch function: pass fetch= to JobWatcher() or to watch()")
-        return self._kinds.get(key, fetch, make_result, resume_hint)
-
     def hook_url(self) -> str:
         """Return the callback URL of the attached ``WebhookReceiver``.
 
@@ -209,7 +190,7 @@ class JobWatcher:
         return [
             job_id
             for job_id, job in self._jobs.items()
-            if job._kind.key == key or job._kind.key.startswith(prefix)
+            if job.kind.key == key or job.kind.key.startswith(prefix)
         ]
 
     def watch(
@@ -235,7 +216,7 @@ class JobWatcher:
         found = self._jobs.get(job_id)
         if found is not None:
             return found
-        kind = self._kind(key, fetch, make_result, resume_hint)
+        kind = self._kinds.get(key, fetch or self._fetch, make_result, resume_hint)
         now = self._clock()
         started = now if age is None else now - age
         if deadline is None:
@@ -246,7 +227,6 @@ class JobWatcher:
         plan = wait.plan()
         job = Job(
             job_id,
-            self,
             kind,
             started=started,
             deadline=ends,
@@ -258,7 +238,7 @@ class JobWatcher:
             if plan is None and wait.schedule.learn and not wait.scout():
                 # Its sparse polls would read as a poll round under way: it counts as a
                 # censored observation only once it follows the common schedule.
-                job._flags |= FOLLOWER
+                job.flags |= FOLLOWER
             else:
                 # A right-censored observation of its kind's durations, not seen pending yet.
                 wait.pending.add(0.0)
@@ -275,10 +255,10 @@ class JobWatcher:
         job = self._jobs.get(job_id)
         if job is None:
             return False
-        job._flags |= HINTED
-        if job._flags & IN_FLIGHT:
-            job._flags |= AGAIN
-        elif job._due is not None:
+        job.flags |= HINTED
+        if job.flags & IN_FLIGHT:
+            job.flags |= AGAIN
+        elif job.due is not None:
             self._push(job, self._clock() + 0.0)
         return True
 
@@ -290,23 +270,24 @@ class JobWatcher:
         job = self._jobs.get(job_id)
         if job is None:
             return False
-        job._flags |= HINTED
+        job.flags |= HINTED
         self._on_status(job, status, self._clock())
         return True
 
     def _push(self, job: Job, due: float) -> None:
-        self._dispatcher.push(job, min(due, job._deadline))
+        self._dispatcher.push(job, min(due, job.deadline))
 
-    def _finish(self, job: Job, outcome: JobResult | _Failure | _Cancelled | BaseException) -> None:
-        if job._outcome is not None:
+    def _finish(self, job: Job, outcome: Outcome) -> None:
+        flags = job.flags
+        if flags & SETTLED:
             return
-        if isinstance(outcome, BaseException):
-            outcome = _Failure(outcome)
+        job.flags = flags | SETTLED
         self._jobs.pop(job.id, None)
-        if job._flags & LEARNABLE and not job._flags & FOLLOWER:
-            job._kind.wait.pending.remove(job._prev - job._started)
+        if flags & LEARNABLE and not flags & FOLLOWER:
+            job.kind.wait.pending.remove(job.prev - job.started)
         self.settled += 1
-        job._settle(outcome)
+        job.due = None
+        job.settle(outcome)
         if not self._jobs:
             self._dispatcher.wake()
 
@@ -335,40 +316,37 @@ class JobWatcher:
     # --- one poll --------------------------------------------------------------------------
 
     async def _poll(self, job: Job) -> None:
-        if job._outcome is not None:
+        if job.flags & SETTLED:
             return
-        kind = job._kind
-        job._flags |= IN_FLIGHT
+        kind = job.kind
+        job.flags |= IN_FLIGHT
         self.fetches += 1
         try:
             status = await kind.fetch(job.id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            job._flags &= ~IN_FLIGHT
+            job.flags &= ~IN_FLIGHT
             self._on_error(job, exc, self._clock())
             return
-        job._flags &= ~IN_FLIGHT
+        job.flags &= ~IN_FLIGHT
         self._on_status(job, status, self._clock())
 
     def _on_status(self, job: Job, status: JobStatus, now: float) -> None:
-        if job._outcome is not None:
+        if job.flags & SETTLED:
             return
-        job._errors = 0
-        previous = job._status
-        job._status = status
-        if job._listeners and (previous is None or previous.status != status.status):
-            job._notify(status)
+        job.errors = 0
+        job.observe(status)
         value = status.status
         if value == "SUCCESS":
             try:
-                result = job._kind.make_result(status)
+                result = job.kind.make_result(status)
             except Exception as exc:
                 self._finish(job, exc)
                 return
-            if job._flags & LEARNABLE and not job._flags & FOLLOWER:
-                wait = job._kind.wait
-                wait.stats.add(estimate_duration(job, now), job._started)
+            if job.flags & LEARNABLE and not job.flags & FOLLOWER:
+                wait = job.kind.wait
+                wait.stats.add(estimate_duration(job, now), job.started)
                 if wait.onset_news():
                     self._bring_forward(wait, now)
             self._finish(job, result)
@@ -378,37 +356,38 @@ class JobWatcher:
                 job, JobFailedError(status.message or "job failed", job_id=job.id, status=status)
             )
             return
-        if value not in PENDING_STATUSES and not job._flags & LOGGED_UNKNOWN:
-            job._flags |= LOGGED_UNKNOWN
+        if value not in PENDING_STATUSES and not job.flags & LOGGED_UNKNOWN:
+            job.flags |= LOGGED_UNKNOWN
             logger.warning("job %s: unknown status %r, treated as pending", job.id, value)
-        job._polls += 1
-        if job._flags & LEARNABLE and not job._flags & FOLLOWER:
+        job.polls += 1
+        if job.flags & LEARNABLE and not job.flags & FOLLOWER:
             # Seen pending at this age: its duration is at least that (docs/watcher.md).
-            job._kind.wait.pending.move(job._prev - job._started, now - job._started)
-        job._prev = now
-        job._flags &= ~HINTED  # a callback that did not come true says nothing of the end
-        if now >= job._deadline:
-            self._finish(job, timeout_error(job, job._kind.resume_hint))
+            job.kind.wait.pending.move(job.prev - job.started, now - job.started)
+        job.prev = now
+        job.flags &= ~HINTED  # a callback that did not come true says nothing of the end
+        if now >= job.deadline:
+            self._finish(job, timeout_error(job, job.kind.resume_hint))
             return
-        if job._outcome is None and job._due is None:
+        # An update callback may have cancelled the job, or poked it (which schedules it).
+        if not job.flags & SETTLED and job.due is None:
             self._schedule_next(job, now)
 
     def _schedule_next(self, job: Job, now: float) -> None:
-        if job._flags & AGAIN:
-            job._flags &= ~AGAIN
+        if job.flags & AGAIN:
+            job.flags &= ~AGAIN
             self._push(job, now + 0.0)
             return
-        wait = job._kind.wait
-        if job._plan is None and job._flags & LEARNABLE and wait.onset_news():
+        wait = job.kind.wait
+        if job.plan is None and job.flags & LEARNABLE and wait.onset_news():
             self._bring_forward(wait, now)
         self._push(job, now + next_delay(job, now, self._state))
 
     def _bring_forward(self, wait: LearnedWait, now: float) -> None:
         for job in bring_forward(self._jobs.values(), wait, now):
-            self._push(job, max(now, job._started + wait.onset_target()))
+            self._push(job, max(now, job.started + wait.onset_target()))
 
     def _on_error(self, job: Job, exc: Exception, now: float) -> None:
-        if job._outcome is not None:
+        if job.flags & SETTLED:
             return
         if refuses_every_job(exc):
             logger.error("fetch refused (%s): failing %d pending jobs", exc, len(self._jobs))
@@ -419,34 +398,22 @@ class JobWatcher:
             self._finish(job, unfetchable(job, exc))
             return
         self.fetch_errors += 1
-        job._errors += 1
+        job.errors += 1
         logger.debug("job %s: fetch failed (%s), polling again later", job.id, exc)
-        if now >= job._deadline:
-            self._finish(job, timeout_error(job, job._kind.resume_hint, exc))
+        if now >= job.deadline:
+            self._finish(job, timeout_error(job, job.kind.resume_hint, exc))
             return
-        delay = self.schedule.error_backoff * 2 ** min(job._errors - 1, 3)
+        delay = self.schedule.error_backoff * 2 ** min(job.errors - 1, 3)
         hinted = retry_after_of(exc)
         if hinted is not None:
             delay = max(delay, hinted)
             # The service asked everyone to slow down, not just this job.
             dispatcher = self._dispatcher
             dispatcher.paused_until = max(dispatcher.paused_until, now + hinted)
-        if job._flags & AGAIN:
-            job._flags &= ~AGAIN
+        job.flags &= ~AGAIN
         self._push(job, now + delay)
 
-    # --- callbacks and shutdown ------------------------------------------------------------
-
-    def _track_callback(self, job_id: str, awaitable: Awaitable[Any]) -> None:
-        async def run() -> None:
-            try:
-                await awaitable
-            except Exception:
-                logger.exception("on_update callback of job %s failed", job_id)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._callbacks.add(task)
-        task.add_done_callback(self._callbacks.discard)
+    # --- shutdown --------------------------------------------------------------------------
 
     async def __aenter__(self) -> JobWatcher:
         return self
@@ -469,8 +436,7 @@ class JobWatcher:
         self._closed = True
         await self._dispatcher.stop()
         for job in list(self._jobs.values()):
-            self._finish(job, closed_error(job, job._kind.resume_hint))
+            self._finish(job, closed_error(job, job.kind.resume_hint))
         self._dispatcher.forget()
-        if self._callbacks:
-            await settle_tasks(list(self._callbacks))
+        await self._callbacks.settle()
         self._dispatcher.release_waiters()

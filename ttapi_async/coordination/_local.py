@@ -6,6 +6,7 @@ import asyncio
 import math
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -59,6 +60,8 @@ class LocalCoordinator:
         self._worker = worker_name()
         self._listener: CoordinatorListener | None = None
         self._records: dict[str, JobRecord] = {}
+        #: (settled at, job id) in settle order: the oldest expire first, at no scan's cost
+        self._settled: deque[tuple[float, str]] = deque()
         self._claims: dict[str, float] = {}
         self._products: dict[str, _Product] = {}
         self._paused_until = 0.0
@@ -125,6 +128,8 @@ class LocalCoordinator:
             record = JobRecord(job_id, "", "", "", now)
         record = attrs.evolve(record, status=status, answer=answer, settled_at=now)
         self._records[job_id] = record
+        self._settled.append((now, job_id))
+        self._prune()
         if record.product:
             self._drop(record.product, job_id)
         if self._listener is not None and record.owner == self._worker:
@@ -281,11 +286,7 @@ class LocalCoordinator:
             )
 
     def _prune(self) -> None:
-        now = self._clock()
-        gone = [
-            job_id
-            for job_id, record in self._records.items()
-            if record.settled_at is not None and record.settled_at + self._keep < now
-        ]
-        for job_id in gone:
-            del self._records[job_id]
+        settled, records = self._settled, self._records
+        horizon = self._clock() - self._keep
+        while settled and settled[0][0] < horizon:
+            records.pop(settled.popleft()[1], None)

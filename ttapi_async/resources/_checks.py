@@ -21,6 +21,7 @@ __all__ = [
     "check_extra_body",
     "check_extra_headers",
     "check_idle_timeout",
+    "check_lease_timeout",
     "check_max_retries",
     "check_retry_possibly_submitted",
     "check_timeout",
@@ -66,6 +67,25 @@ def check_deadline(value: float | None) -> None:
     """Accept None (the watcher's deadline) or seconds > 0."""
     if value is not None:
         _positive_seconds(value, "deadline", what="None for the watcher's")
+
+
+def check_lease_timeout(value: float | NotGiven | None) -> None:
+    """Accept NOT_GIVEN, None (wait as long as it takes) or seconds >= 0 (0: only a free one)."""
+    if value is None or isinstance(value, NotGiven):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequestError(
+            f"lease_timeout: must be a number of seconds (None to wait as long as it takes), "
+            f"got {type(value).__name__}",
+            param="lease_timeout",
+            value=value,
+        )
+    if not math.isfinite(value) or value < 0:
+        raise InvalidRequestError(
+            f"lease_timeout: must be a finite number of seconds >= 0, got {value!r}",
+            param="lease_timeout",
+            value=value,
+        )
 
 
 def check_max_retries(value: int | NotGiven) -> None:

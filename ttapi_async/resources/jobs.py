@@ -14,13 +14,14 @@ import attrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from .._errors import APIResponseValidationError, InvalidRequestError
-from .._job import Job
+from .._job import Job, attach_headers
 from .._models import JobResult, JobStatus, bind, converter, excerpt, structure, with_job_id
 from .._params import validate_4o_job, validate_gpt_job
 from .._response import envelope_failure, unwrap_envelope
 from .._types import NOT_GIVEN, NotGiven, RequestOptions
 from ._base import Resource, compact
-from ._checks import check_deadline, check_extra_body
+from ._checks import check_deadline, check_extra_body, check_lease_timeout
+from ._leased import submit_leased
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
@@ -106,7 +107,19 @@ class JobResource(Resource):
         )
 
     async def _poll(self, job_id: str) -> JobStatus:
-        return await self._fetch(job_id, _POLL_OPTIONS)
+        coordination = self._client._coordination
+        known = await coordination.before_poll(job_id, self._last_status)
+        if known is not None:
+            return known
+        status = await self._fetch(job_id, _POLL_OPTIONS)
+        if status.terminal:
+            # First terminal status wins, on every worker: resolve from the one recorded.
+            return await coordination.settle(status)
+        return status
+
+    def _last_status(self, job_id: str) -> JobStatus | None:
+        job = self._client.watcher.get(job_id)
+        return None if job is None else job.status
 
     async def _fetch(self, job_id: str, options: RequestOptions | None) -> JobStatus:
         if not isinstance(job_id, str) or not job_id:
@@ -151,28 +164,46 @@ class JobResource(Resource):
         extra_body: Mapping[str, Any] | None,
         options: RequestOptions | None,
         deadline: float | None,
+        lease_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> Job:
+        client = self._client
         if hook:
             if "hookUrl" in body:
                 raise InvalidRequestError(
                     "hook=True and hook_url are exclusive: pass one", param="hookUrl"
                 )
-            body["hookUrl"] = self._client.watcher.hook_url()
+            body["hookUrl"] = client.watcher.hook_url()
         check_deadline(deadline)  # used after the paid POST: checked before it
+        check_lease_timeout(lease_timeout)
         if self._validating(validate):
             self.family.validate(body)
         if extra_body is not None:
             check_extra_body(extra_body)
             body.update(extra_body)
-        client = self._client
-        payload, status, headers = await client._send(
-            "POST", self.family.submit_path, json_body=body, idempotent=False, options=options
+        key = self._key(body.get("model"))
+        job_id, headers, lease = await submit_leased(
+            client,
+            self.family.submit_path,
+            body,
+            product=self.family.name,
+            parse=self._parse_submitted,
+            options=options,
+            lease_timeout=(
+                client.lease_timeout if isinstance(lease_timeout, NotGiven) else lease_timeout
+            ),
         )
-        data = unwrap_envelope(payload, status_code=status, headers=headers, redact=client._redact)
-        submitted = structure(data, _Submitted, status_code=status, redact=client._redact)
-        job = self._watch(submitted.job_id, self._key(body.get("model")), 0.0, deadline)
-        job._headers = headers
+        try:
+            await client._coordination.record(job_id, kind=key, lease=lease)
+        finally:
+            # Even if cancelled meanwhile: watched, the job settles and frees its lease.
+            job = self._watch(job_id, key, 0.0, deadline)
+        attach_headers(job, headers)
         return job
+
+    def _parse_submitted(self, payload: Any, status: int, headers: Mapping[str, str]) -> str:
+        redact = self._client._redact
+        data = unwrap_envelope(payload, status_code=status, headers=headers, redact=redact)
+        return structure(data, _Submitted, status_code=status, redact=redact).job_id
 
     def resume(
         self,
@@ -247,12 +278,15 @@ class GPT4o(JobResource):
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
+        lease_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> Job:
         """Submit a job (a paid request, never resent blindly) and return its ``Job``.
 
         ``hook=True`` asks TTAPI to call the client's ``WebhookReceiver`` when the job
         ends (the watcher then fetches it at once); ``hook_url`` names any URL instead.
         ``deadline`` (seconds) overrides how long the watcher waits for it.
+        ``lease_timeout`` (seconds; default the client's) bounds the wait for room under
+        the product's jobs-in-progress limit: ``LeaseTimeoutError``, nothing sent.
         """
         body = compact(
             prompt=prompt,
@@ -269,6 +303,7 @@ class GPT4o(JobResource):
             extra_body=extra_body,
             options=options,
             deadline=deadline,
+            lease_timeout=lease_timeout,
         )
 
     async def generate(
@@ -286,6 +321,7 @@ class GPT4o(JobResource):
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
+        lease_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> JobResult:
         """Submit a job and wait for its result (``JobFailedError``, ``JobTimeoutError``)."""
         job = await self.submit(
@@ -301,6 +337,7 @@ class GPT4o(JobResource):
             max_retries=max_retries,
             retry_possibly_submitted=retry_possibly_submitted,
             extra_headers=extra_headers,
+            lease_timeout=lease_timeout,
         )
         return await job
 
@@ -328,12 +365,13 @@ class GPT(JobResource):
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
+        lease_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> Job:
         """Submit a job and return its ``Job``; ``model`` defaults to gpt-image-2.
 
         ``aspect_ratio`` is for gpt-image-2 only, ``size`` (``WxH``) for gpt-image-2-plus
-        only; both are checked before anything is sent. ``hook``, ``hook_url`` and
-        ``deadline`` as for ``client.gpt4o.submit``.
+        only; both are checked before anything is sent. ``hook``, ``hook_url``,
+        ``deadline`` and ``lease_timeout`` as for ``client.gpt4o.submit``.
         """
         body = compact(
             prompt=prompt,
@@ -353,6 +391,7 @@ class GPT(JobResource):
             extra_body=extra_body,
             options=options,
             deadline=deadline,
+            lease_timeout=lease_timeout,
         )
 
     async def generate(
@@ -373,6 +412,7 @@ class GPT(JobResource):
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_possibly_submitted: bool | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str] | None = None,
+        lease_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> JobResult:
         """Submit a job and wait for its result (``JobFailedError``, ``JobTimeoutError``)."""
         job = await self.submit(
@@ -391,5 +431,6 @@ class GPT(JobResource):
             max_retries=max_retries,
             retry_possibly_submitted=retry_possibly_submitted,
             extra_headers=extra_headers,
+            lease_timeout=lease_timeout,
         )
         return await job

@@ -1,0 +1,113 @@
+"""A job submit under a lease: wait for room under the product's limit, then send.
+
+Each attempt takes its own lease from the client's coordinator (``acquire_lease``; a
+``LeaseTimeoutError`` sends nothing), waits its turn under the shared rate, and POSTs.
+What the answer means for the lease:
+
+- accepted: the caller records the job (``record_submitted`` binds the lease to it; the
+  lease is freed when the job settles);
+- 429/499: ``refused`` (the limit shrinks, a ``Retry-After`` pauses everyone, the lease is
+  freed), then the client's retry policy decides, with a fresh lease for the next attempt;
+- the outcome unknown (a timeout after sending, an unreadable 200, a cancel mid-send): the
+  service may be running the job, so the lease is held a while (``AMBIGUOUS_HOLD``);
+- any other failure: the lease is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    QueueFullError,
+    RateLimitError,
+)
+from .._retry import retry_after_of
+from .._types import RequestOptions
+
+if TYPE_CHECKING:
+    from .._client import AsyncTTAPI
+    from ..coordination._types import Lease
+
+__all__ = ["Parse", "submit_leased"]
+
+#: Read the job id out of a submit's (JSON, status, headers); raise typed if it is not there.
+Parse = Callable[[Any, int, Mapping[str, str]], str]
+
+_ONCE = RequestOptions(max_retries=0)
+
+
+async def submit_leased(
+    client: AsyncTTAPI,
+    path: str,
+    body: Mapping[str, Any],
+    *,
+    product: str,
+    parse: Parse,
+    options: RequestOptions | None,
+    lease_timeout: float | None,
+) -> tuple[str, Mapping[str, str], Lease]:
+    """Submit ``body`` to ``path`` under a lease of ``product``; return (job id, headers, lease).
+
+    Retries follow the client's policy (``options`` may change it), one lease per attempt.
+    """
+    once = _ONCE if options is None else attrs.evolve(options, max_retries=0)
+
+    async def attempt() -> tuple[str, Mapping[str, str], Lease]:
+        return await _attempt(client, path, body, product, parse, once, lease_timeout)
+
+    # As in Sender._send: the first attempt runs outside tenacity (the common case).
+    try:
+        return await attempt()
+    except Exception as exc:  # CancelledError is a BaseException: it passes untouched
+        return await client._retry(attempt, exc, idempotent=False, options=options)
+
+
+async def _attempt(
+    client: AsyncTTAPI,
+    path: str,
+    body: Mapping[str, Any],
+    product: str,
+    parse: Parse,
+    once: RequestOptions,
+    lease_timeout: float | None,
+) -> tuple[str, Mapping[str, str], Lease]:
+    coordination = client._coordination
+    coordinator = await coordination.ready()
+    lease = await coordinator.acquire_lease(product, timeout=lease_timeout)
+    sent = False
+    try:
+        await coordinator.rate()
+        sent = True
+        payload, status, headers = await client._send(
+            "POST", path, json_body=body, idempotent=False, options=once
+        )
+        job_id = parse(payload, status, headers)
+    except (RateLimitError, QueueFullError) as exc:
+        await coordinator.refused(
+            lease, retry_after=retry_after_of(exc), queue_full=isinstance(exc, QueueFullError)
+        )
+        raise
+    except (APIConnectionError, APIResponseValidationError) as exc:
+        # A 2xx whose body is unreadable may still have created the job.
+        possibly = isinstance(exc, APIResponseValidationError) or exc.possibly_submitted
+        if possibly:
+            coordination.hold(lease)
+        else:
+            await coordinator.release_lease(lease)
+        raise
+    except asyncio.CancelledError:
+        if sent:
+            coordination.hold(lease)
+        else:
+            coordination.spawn(coordinator.release_lease(lease), "release a lease")
+        raise
+    except BaseException:
+        await coordinator.release_lease(lease)
+        raise
+    return job_id, headers, lease
