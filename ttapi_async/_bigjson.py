@@ -125,19 +125,21 @@ def loads(body: bytes) -> Any:
     levels (100,000 ``[`` would otherwise be a ``RecursionError``, here or later).
     """
     try:
-        return _loads(body)
-    except RecursionError:  # not reached past _check_depth; kept as the last line of defence
-        raise ValueError("JSON nested too deeply") from None
-
-
-def _loads(body: bytes) -> Any:
-    if len(body) < BIG_BODY_BYTES:
-        _check_depth(body)
+        if len(body) >= BIG_BODY_BYTES:
+            return _loads_big(body)
+        # _check_depth's first test, inline: every answer passes it (this is the hot path).
+        if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+            _check_depth(body)
         if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
             # UTF-8 (the JSON RFC's only encoding): skip json's encoding sniffing. The error
             # handler is the one json.loads(bytes) uses, so both accept the same bodies.
             return _loads_text(body.decode("utf-8", "surrogatepass"))
         return json.loads(body, parse_constant=_not_json)
+    except RecursionError:  # not reached past _check_depth; kept as the last line of defence
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _loads_big(body: bytes) -> Any:
     lifted = _lift(body)
     if lifted is None:
         _check_depth(body)

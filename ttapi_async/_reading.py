@@ -15,6 +15,7 @@ import aiohttp
 
 from ._errors import APITimeoutError, ResponseTooLargeError
 from ._sse import ServerSentEvent, iter_sse
+from ._translation import path_of
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -115,16 +116,14 @@ async def read_body(
     limit: int,
     idle: float | None,
     method: str,
-    path: str,
+    url: str,
 ) -> bytes:
     """Return the whole (decompressed) body, or raise once it passes ``limit`` bytes.
 
     Memory stays within ``limit`` plus one chunk: the count is of the bytes aiohttp hands
     over after decompression, so a gzip bomb stops at the cap as an endless body does.
+    ``url`` is named in errors without its query.
     """
-    declared = resp.content_length
-    if declared is not None and declared > limit and "Content-Encoding" not in resp.headers:
-        raise too_large(limit, 0, _what(method, path))
     content = resp.content
     chunks: list[bytes] = []
     received = 0
@@ -135,23 +134,28 @@ async def read_body(
         chunk = content.read_nowait(-1)
         received = len(chunk)
         if received > limit:
-            raise too_large(limit, received, _what(method, path))
+            # Counted as refused unread when the head said so, as below.
+            raise too_large(
+                limit, 0 if _declared_over(resp, limit) else received, _what(method, url)
+            )
         if content.at_eof():
             return chunk
         chunks.append(chunk)
+    elif _declared_over(resp, limit):
+        raise too_large(limit, 0, _what(method, url))
     # A body that came whole with its head needs no timer: nothing can stall.
     timer = IdleTimer(content, idle) if idle is not None and not content.is_eof() else None
     try:
         while chunk := await content.readany():
             received += len(chunk)
             if received > limit:
-                raise too_large(limit, received, _what(method, path))
+                raise too_large(limit, received, _what(method, url))
             chunks.append(chunk)
             if timer is not None:
                 timer.touch()
     except IdleExpired:
         assert timer is not None
-        raise timer.error(method, path) from None
+        raise timer.error(method, path_of(url)) from None
     finally:
         if timer is not None:
             timer.cancel()
@@ -160,8 +164,14 @@ async def read_body(
     return b"".join(chunks)
 
 
-def _what(method: str, path: str) -> str:
-    return f"the answer to {method} {path}"
+def _declared_over(resp: aiohttp.ClientResponse, limit: int) -> bool:
+    """Return True when the head declares more than ``limit`` bytes (and no compression)."""
+    declared = resp.content_length
+    return declared is not None and declared > limit and "Content-Encoding" not in resp.headers
+
+
+def _what(method: str, url: str) -> str:
+    return f"the answer to {method} {path_of(url)}"
 
 
 async def sse_events(

@@ -127,18 +127,21 @@ class Sender:
         ``redacted``: every string of the JSON returned has the API keys replaced.
         """
         data = _encoded(json_body)
-        headers = self._headers(options, json_body=data is not None)
-        url = self._url(path)
+        if options is None:  # the common case: the client's own settings, read inline
+            headers = self._json_headers if data is not None else self._base_headers
+            idle = self.idle_timeout
+        else:
+            headers = self._headers(options, json_body=data is not None)
+            idle = self._idle_timeout(options)
+        url = self.base_url + path if path[:1] == "/" else self._url(path)
         timeout = self._client_timeout(options)
-        idle = self._idle_timeout(options)
 
         def attempt() -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
-            payload = data if form is None else form()
             return self._attempt(
                 method,
                 url,
                 headers=headers,
-                data=payload,
+                data=data if form is None else form(),
                 params=params,
                 timeout=timeout,
                 idempotent=idempotent,
@@ -222,11 +225,7 @@ class Sender:
                 )
                 try:
                     body = await read_body(
-                        resp,
-                        limit=self.max_response_bytes,
-                        idle=idle,
-                        method=method,
-                        path=path_of(url),
+                        resp, limit=self.max_response_bytes, idle=idle, method=method, url=url
                     )
                 finally:
                     resp.release()
@@ -236,9 +235,12 @@ class Sender:
                 if translated is None:
                     raise
                 raise translated from exc
+            status = resp.status
+            if status < 300 and not debug:  # _checked() has nothing to do: the hot path
+                return status, resp.headers, body
             resp_headers = self._checked(method, url, resp, body, started, debug)
-            if not 300 <= resp.status < 400:  # is_redirect(), inline: the hot path
-                return resp.status, resp_headers, body
+            if not 300 <= status < 400:  # is_redirect(), inline
+                return status, resp_headers, body
             url = redirect_target(
                 method, url, resp.status, resp_headers, idempotent=idempotent, hops=hops
             )
@@ -332,11 +334,7 @@ class Sender:
             if resp.status >= 400 or resp.content_type == "application/json":
                 try:
                     body = await read_body(
-                        resp,
-                        limit=self.max_response_bytes,
-                        idle=idle,
-                        method="POST",
-                        path=path_of(url),
+                        resp, limit=self.max_response_bytes, idle=idle, method="POST", url=url
                     )
                 finally:
                     resp.release()

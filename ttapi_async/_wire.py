@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -280,12 +280,26 @@ class JobResult(_Savable, HasHeaders):
         return result
 
 
+# The slots' own setters: what object.__setattr__ ends in on a frozen class, without the
+# lookup of the name (the hot path sets these on every answer).
+_set_image_downloader = ImageData.__dict__["_downloader"].__set__
+_set_image_created = ImageData.__dict__["_created"].__set__
+#: ``set_images_headers(response, headers)``: keep the HTTP answer's headers on the object.
+set_images_headers: Callable[[ImagesResponse, Mapping[str, str]], None] = ImagesResponse.__dict__[
+    "_headers"
+].__set__
+set_status_headers: Callable[[JobStatus, Mapping[str, str]], None] = JobStatus.__dict__[
+    "_headers"
+].__set__
+
+
 def bind(obj: T, downloader: Downloader) -> T:
     """Attach the session that can download ``obj``'s URLs (and its images')."""
     if isinstance(obj, ImagesResponse):
+        created = obj.created
         for item in obj.data:
-            object.__setattr__(item, "_downloader", downloader)
-            object.__setattr__(item, "_created", obj.created)
+            _set_image_downloader(item, downloader)
+            _set_image_created(item, created)
     elif isinstance(obj, _Savable):
         object.__setattr__(obj, "_downloader", downloader)
     return obj

@@ -22,6 +22,7 @@ from .._uploads import (
     reads_files,
     reference,
 )
+from .._wire import set_images_headers
 from ._base import Resource, compact
 from ._checks import check_extra_body
 from ._image_stream import ImageStream
@@ -378,9 +379,10 @@ def _images_response(
     It keeps the answer's headers, and its usage goes into ``client.spent`` under ``model``.
     """
     redact = client._redact
-    payload = maybe_unwrap(payload, status_code=status, headers=headers, redact=redact)
+    if payload.__class__ is not dict or "created" not in payload:  # an answer as OpenAI's is
+        payload = maybe_unwrap(payload, status_code=status, headers=headers, redact=redact)
     response = structure(payload, ImagesResponse, status_code=status, redact=redact)
-    object.__setattr__(response, "_headers", headers)
+    set_images_headers(response, headers)
     client.spent.add_usage(model if isinstance(model, str) else None, response.usage)
     return bind(response, client)
 

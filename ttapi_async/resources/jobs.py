@@ -19,6 +19,7 @@ from .._models import JobResult, JobStatus, bind, converter, excerpt, structure,
 from .._params import validate_4o_job, validate_gpt_job
 from .._response import envelope_failure, unwrap_envelope
 from .._types import NOT_GIVEN, NotGiven, RequestOptions
+from .._wire import set_status_headers
 from ._base import Resource, compact
 from ._checks import check_deadline, check_extra_body, check_lease_timeout
 from ._leased import submit_leased
@@ -137,7 +138,8 @@ class JobResource(Resource):
             # job.status, updates() and JobFailedError.status show, is built from a clean copy.
             redacted=True,
         )
-        if not isinstance(payload, Mapping) or "status" not in payload:
+        is_object = payload.__class__ is dict or isinstance(payload, Mapping)  # dict: cheap
+        if not is_object or "status" not in payload:
             raise APIResponseValidationError(
                 "expected a job status ({status, jobId, data})",
                 status_code=status,
@@ -152,7 +154,7 @@ class JobResource(Resource):
                 )
             payload = {**payload, "jobId": client._redact(job_id)}
         job_status = structure(payload, JobStatus, status_code=status, redact=client._redact)
-        object.__setattr__(job_status, "_headers", headers)
+        set_status_headers(job_status, headers)
         return job_status
 
     async def _submit(
