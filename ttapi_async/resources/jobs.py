@@ -172,6 +172,9 @@ class JobResource(Resource):
                 raise InvalidRequestError(
                     "hook=True and hook_url are exclusive: pass one", param="hookUrl"
                 )
+            receiver = client.watcher.receiver
+            if receiver is not None:
+                await receiver.start()  # a shared token is read from the coordinator
             body["hookUrl"] = client.watcher.hook_url()
         check_deadline(deadline)  # used after the paid POST: checked before it
         check_lease_timeout(lease_timeout)
