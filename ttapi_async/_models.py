@@ -12,6 +12,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from ._builders import Builder, FieldSpec, compile_builder
 from ._errors import APIResponseValidationError
 from ._redact import REDACTOR
 from ._wire import (
@@ -159,7 +160,46 @@ def with_job_id(value: Any) -> Any:
     return value
 
 
-def _make_converter() -> cattrs.Converter:
+# The wire names and hooks that differ from the field's own (camelCase, the vendor's loose
+# shapes); the first key present wins (``jobId``, else ``job_id``).
+_SPECS: dict[type, dict[str, FieldSpec]] = {
+    JobData: {
+        "refer_images": FieldSpec(("referImages",), _structure_str_tuple),
+        "image_url": FieldSpec(("imageUrl",)),
+        "quota": FieldSpec(("quota",), _structure_quota),
+        "finish_time": FieldSpec(("finishTime",), _structure_finish_time),
+        "hook_url": FieldSpec(("hookUrl",)),
+    },
+    JobStatus: {"job_id": FieldSpec(("jobId", "job_id"))},
+}
+# The classes answers become, nested ones before those holding them.
+_COMPILED: tuple[type, ...] = (
+    InputTokensDetails,
+    OutputTokensDetails,
+    Usage,
+    ImageData,
+    ImagesResponse,
+    ImageStreamEvent,
+    JobData,
+    JobStatus,
+)
+
+
+def _unchanged_if(hook: Any, t: Any) -> str | None:
+    """Return when ``hook`` would give its value back as it is (see ``compile_builder``)."""
+    if hook is _structure_int:
+        return "v.__class__ is int"
+    if hook is _structure_optional_str:
+        return "v is None or v.__class__ is str"
+    if hook is _structure_optional_int:
+        return "v is None or v.__class__ is int"
+    if hook is cattrs.BaseConverter._structure_call and t is str:  # str(v) is v for a str
+        return "v.__class__ is str"
+    return None
+
+
+def _make_converter(*, compiled: bool = True) -> cattrs.Converter:
+    """Return the converter; ``compiled=False``: cattrs' own functions (the reference)."""
     # detailed_validation off: it makes structuring several times slower and the excerpt in
     # APIResponseValidationError already shows what was wrong.
     conv = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
@@ -172,27 +212,51 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook_factory(_is_optional_attrs, partial(_optional_attrs_hook, conv))
     conv.register_structure_hook_factory(_is_homogeneous_tuple, partial(_tuple_hook, conv))
-    conv.register_structure_hook(
-        JobData,
-        make_dict_structure_fn(
-            JobData,
-            conv,
-            refer_images=override(rename="referImages", struct_hook=_structure_str_tuple),
-            image_url=override(rename="imageUrl"),
-            quota=override(struct_hook=_structure_quota),
-            finish_time=override(rename="finishTime", struct_hook=_structure_finish_time),
-            hook_url=override(rename="hookUrl"),
-        ),
-    )
-    job_status_fn = make_dict_structure_fn(JobStatus, conv, job_id=override(rename="jobId"))
-
-    def structure_job_status(value: Any, cls: Any) -> JobStatus:
-        return job_status_fn(with_job_id(value), cls)
-
-    conv.register_structure_hook(JobStatus, structure_job_status)
+    if not compiled:
+        _register_cattrs_functions(conv)
+        return conv
+    for cls in _COMPILED:
+        build = compile_builder(
+            cls,
+            conv.get_structure_hook,
+            fast=_unchanged_if,
+            builders=BUILDERS,
+            specs=_SPECS.get(cls),
+        )
+        BUILDERS[cls] = build
+        conv.register_structure_hook(cls, _as_hook(build))
     return conv
 
 
+def _as_hook(build: Builder) -> Callable[[Any, Any], Any]:
+    def structure_compiled(value: Any, _: Any) -> Any:
+        return build(value)
+
+    return structure_compiled
+
+
+def _register_cattrs_functions(conv: cattrs.Converter) -> None:
+    for cls, specs in _SPECS.items():
+        overrides = {
+            name: override(rename=spec.keys[0], struct_hook=spec.hook)
+            for name, spec in specs.items()
+        }
+        fn: Callable[[Any, Any], Any] = make_dict_structure_fn(
+            cls,
+            conv,
+            **overrides,  # type: ignore[arg-type]
+        )
+        if cls is JobStatus:
+            fn = partial(_with_job_id_first, fn)
+        conv.register_structure_hook(cls, fn)
+
+
+def _with_job_id_first(fn: Callable[[Any, Any], Any], value: Any, cls: Any) -> Any:
+    return fn(with_job_id(value), cls)
+
+
+#: The compiled function of each class in ``_COMPILED`` (``structure()`` calls it directly).
+BUILDERS: dict[type, Builder] = {}
 converter = _make_converter()
 
 
@@ -239,6 +303,9 @@ def structure(
             excerpt=excerpt(payload, redact=redact),
         )
     try:
+        build = BUILDERS.get(cls)
+        if build is not None:
+            return build(payload)  # type: ignore[no-any-return]
         return converter.structure(payload, cls)
     # OverflowError: a number too large for what it converts to (a timestamp, say).
     except (

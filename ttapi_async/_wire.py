@@ -77,6 +77,8 @@ class Usage:
 class _Savable:
     """Mixin: ``read()`` / ``save()`` for something that holds base64 or a URL."""
 
+    # No instance dict under the slotted wire classes: less memory, and faster to build.
+    __slots__ = ()
     # Bound after parsing: responses come out of the converter, then learn which session may
     # download their URLs. Not a constructor argument, so cattrs never sees it.
     _downloader: Downloader | None

@@ -92,3 +92,48 @@ async def make_coordinator(
     yield make
     for coordinator in made:
         await coordinator.aclose()
+
+
+# --- the multi-process client tests (test_workers_*): a fake-server process, worker processes
+
+
+@pytest.fixture
+async def fake_server() -> AsyncIterator[Callable[..., Any]]:
+    """Return an async factory of ``ttapi fake-server`` processes (killed after the test)."""
+    from _fake_process import FakeProcess
+
+    started: list[FakeProcess] = []
+
+    async def start(*args: str) -> FakeProcess:
+        fake = await FakeProcess.start("--api-key", API_KEY, *args)
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        await fake.stop()
+
+
+@pytest.fixture
+async def start_worker(
+    redis_server: RedisServer, namespace: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Return an async factory of client worker processes (closed, then killed, after the test).
+
+    ``start_worker(name, fake, listen=port, hook_url=url, **config)``; the Redis URL and
+    the namespace default to the session's server and the test's namespace.
+    """
+    from _workers import ClientWorker
+
+    started: list[ClientWorker] = []
+
+    async def start(name: str, fake: Any, **config: Any) -> ClientWorker:
+        config.setdefault("redis", redis_server.url)
+        config.setdefault("namespace", namespace)
+        worker = await ClientWorker.start(name, base_url=fake.url, api_key=fake.api_key, **config)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        await worker.kill()
