@@ -319,3 +319,29 @@ async def test_first_terminal_status_wins(client: AsyncTTAPI, clock: ManualClock
     clock.advance(11)
     with pytest.raises(JobFailedError, match="recorded first"):
         await job
+
+
+async def test_resume_of_a_settled_job_costs_no_fetch(
+    client: AsyncTTAPI, fake_ttapi: FakeTTAPI, clock: ManualClock
+) -> None:
+    """Resuming a job whose end is recorded resolves it from the record, with no fetch."""
+    job = await client.gpt4o.submit(prompt="a fox")
+    clock.advance(11)
+    first = await job
+    fetched = requests_to(fake_ttapi, "POST /openai/4o-image/fetch")
+    again = client.gpt4o.resume(job.id)
+    await client.watcher.idle()
+    result = await again
+    assert (result.job_id, result.image_url) == (first.job_id, first.image_url)
+    assert requests_to(fake_ttapi, "POST /openai/4o-image/fetch") == fetched == 1
+
+
+async def test_resume_of_an_unrecorded_job_fetches_it(
+    client: AsyncTTAPI, fake_ttapi: FakeTTAPI, clock: ManualClock
+) -> None:
+    """A job no coordinator knows (submitted elsewhere, before) is fetched as always."""
+    job_id = fake_ttapi.create_job("from another life")
+    clock.advance(11)
+    result = await client.gpt4o.resume(job_id)
+    assert result.job_id == job_id
+    assert requests_to(fake_ttapi, "POST /openai/4o-image/fetch") == 1

@@ -39,3 +39,20 @@ async def test_adopted_job_is_watched_with_its_true_age_and_lost_by_its_owner(
     result = await asyncio.wait_for(job.wait(), 10)
     assert result.job_id == job.id
     assert requests_to(fake_ttapi, FETCH_4O) == 1  # B's: A never fetched a job it lost
+
+
+async def test_resume_of_a_job_settled_elsewhere_costs_no_fetch(
+    workers: Workers, fake_ttapi: FakeTTAPI
+) -> None:
+    """B resumes a job A saw end: B resolves it from the record, without a fetch."""
+    a, b = workers.a, workers.b
+    job = await a.gpt4o.submit(prompt="done before")
+    fake_ttapi.finish_job(job.id)
+    a.watcher.poke(job.id)
+    await a.watcher.idle()
+    first = await asyncio.wait_for(job.wait(), 10)
+    assert requests_to(fake_ttapi, FETCH_4O) == 1
+    again = b.gpt4o.resume(job.id)
+    result = await asyncio.wait_for(again.wait(), 10)
+    assert (result.job_id, result.image_url) == (first.job_id, first.image_url)
+    assert requests_to(fake_ttapi, FETCH_4O) == 1
