@@ -345,3 +345,28 @@ async def test_resume_of_an_unrecorded_job_fetches_it(
     result = await client.gpt4o.resume(job_id)
     assert result.job_id == job_id
     assert requests_to(fake_ttapi, "POST /openai/4o-image/fetch") == 1
+
+
+class Rated(LocalCoordinator):
+    """A LocalCoordinator that counts the turns taken under its rate."""
+
+    turns = 0
+
+    async def rate(self) -> None:
+        self.turns += 1
+        await super().rate()
+
+
+@pytest.mark.parametrize(("rate", "turns"), [(1000.0, 2), (None, 0)])
+async def test_each_request_takes_a_turn_under_a_shared_rate(
+    fake_ttapi: FakeTTAPI, clock: ManualClock, rate: float | None, turns: int
+) -> None:
+    """With a shared rate the submit and each poll wait their turn; without one, neither asks."""
+    coordinator = Rated(LimitSettings(rate=rate))
+    async with fake_ttapi.client(coordinator=coordinator) as client:
+        client.watcher.configure(clock=clock)
+        job = await client.gpt4o.submit(prompt="paced")
+        clock.advance(11)
+        await job
+    assert requests_to(fake_ttapi, "POST /openai/4o-image/fetch") == 1
+    assert coordinator.turns == turns

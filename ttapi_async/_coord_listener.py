@@ -94,7 +94,7 @@ async def confirm(client: AsyncTTAPI, record: JobRecord) -> None:
     try:
         if resource is None:
             raise LookupError(f"job {job_id}: no resource for its kind {record.kind!r}")
-        await coordinator.rate()
+        await client._coordination.rate()
         status = await resource._fetch(job_id, None)
     except BaseException:
         client._coordination.spawn(coordinator.release_confirm(job_id), "release a claim")

@@ -21,7 +21,13 @@ from ._bigjson import loads
 from ._errors import APIResponseValidationError
 from ._models import JobStatus, structure
 from .coordination._local import LocalCoordinator
-from .coordination._types import Coordinator, CoordinatorListener, JobRecord, Lease
+from .coordination._types import (
+    Coordinator,
+    CoordinatorListener,
+    JobRecord,
+    Lease,
+    LimitSettings,
+)
 
 __all__ = ["AMBIGUOUS_HOLD", "LOCAL_KEEP", "ClientCoordination", "answer_of", "status_of"]
 
@@ -65,6 +71,10 @@ class ClientCoordination:
         self._api_key = api_key
         self._listener = listener
         self._lock: asyncio.Lock | None = None
+        # Whether requests wait for a turn under a shared rate: a RedisCoordinator's rate()
+        # is a round trip, worth it only when a rate is set (a pause also holds new leases).
+        limits = getattr(coordinator, "limits", None)
+        self._rated = not isinstance(limits, LimitSettings) or limits.rate is not None
         self._open = False
         self._closed = False
         #: job ids whose terminal status this process is recording now (its listener then
@@ -117,6 +127,11 @@ class ClientCoordination:
         finally:
             with contextlib.suppress(TypeError):
                 _IN_USE.discard(self.coordinator)
+
+    async def rate(self) -> None:
+        """Wait for this request's turn under the shared rate, if one is set."""
+        if self._rated:
+            await self.coordinator.rate()
 
     # --- leases ----------------------------------------------------------------------------
 
@@ -183,7 +198,8 @@ class ClientCoordination:
             if job_id in self.lost and record is not None:
                 return last(job_id) or JobStatus(job_id, "ON_QUEUE")
             self.lost.discard(job_id)  # no record left to read: fetch it after all
-        await coordinator.rate()
+        if self._rated:
+            await coordinator.rate()
         return None
 
     # --- terminal statuses -----------------------------------------------------------------
