@@ -18,7 +18,7 @@ Try it against the emulator (and a local Redis)::
 
 Environment: ``TTAPI_API_KEY`` and ``TTAPI_BASE_URL`` (read by the client),
 ``TTAPI_COORDINATOR`` (a Redis URL; unset, each worker keeps to itself),
-``TTAPI_NAMESPACE`` (workers sharing one namespace share everything; default
+``TTAPI_COORDINATOR_NAMESPACE`` (workers sharing one namespace share everything; default
 ``default``), ``TTAPI_HOOK_URL`` (the public URL of ``/ttapi-hook``: your load balancer's,
 which may hand the callback to any worker), ``TTAPI_SAFETY_POLL`` (seconds before a job
 whose callback is coming is polled anyway; unset, the watcher's own schedule).
@@ -68,7 +68,8 @@ def _coordinator() -> Any:
         return None  # one worker, or workers that share nothing: in-process coordination
     from ttapi_async.coordination import RedisCoordinator  # pip install 'ttapi_async[redis]'
 
-    return RedisCoordinator(url, namespace=os.environ.get("TTAPI_NAMESPACE", "default"))
+    namespace = os.environ.get("TTAPI_COORDINATOR_NAMESPACE", "default")
+    return RedisCoordinator(url, namespace=namespace)
 
 
 @asynccontextmanager

@@ -122,7 +122,7 @@ async def test_callbacks_on_other_uvicorn_workers_resolve_the_waiting_request(
             "TTAPI_API_KEY": fake.api_key,
             "TTAPI_BASE_URL": fake.url,
             "TTAPI_COORDINATOR": redis_server.url,
-            "TTAPI_NAMESPACE": namespace,
+            "TTAPI_COORDINATOR_NAMESPACE": namespace,
             "TTAPI_HOOK_URL": f"http://127.0.0.1:{port}/ttapi-hook",
             # No worker polls within the test: only a callback can end a request.
             "TTAPI_SAFETY_POLL": "600",
