@@ -370,3 +370,34 @@ async def test_each_request_takes_a_turn_under_a_shared_rate(
         await job
     assert requests_to(fake_ttapi, "POST /openai/4o-image/fetch") == 1
     assert coordinator.turns == turns
+
+
+async def test_job_given_up_frees_its_lease_after_the_hold(
+    client: AsyncTTAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job cancelled here (it may still run at the service) gives its lease back after a while."""
+    monkeypatch.setattr(coordination_module, "AMBIGUOUS_HOLD", 0.0)
+    coordinator = client.coordinator
+    assert isinstance(coordinator, LocalCoordinator)
+    released = asyncio.Event()
+    release = coordinator.release_lease
+
+    async def release_and_say(lease: Lease) -> None:
+        await release(lease)
+        released.set()
+
+    coordinator.release_lease = release_and_say  # type: ignore[method-assign]
+    job = await client.gpt4o.submit(prompt="not wanted")
+    assert coordinator.in_progress("gpt4o") == 1
+    job.cancel()
+    await asyncio.wait_for(released.wait(), 10)
+    assert coordinator.in_progress("gpt4o") == 0
+
+
+async def test_close_keeps_the_leases_of_running_jobs(client: AsyncTTAPI) -> None:
+    """Jobs still running when the client closes are not given up: their leases stay."""
+    coordinator = client.coordinator
+    assert isinstance(coordinator, LocalCoordinator)
+    await client.gpt4o.submit(prompt="still running")
+    await client.aclose()
+    assert coordinator.in_progress("gpt4o") == 1

@@ -142,6 +142,20 @@ class ClientCoordination:
         loop = asyncio.get_running_loop()
         self._held[lease.token] = loop.call_later(AMBIGUOUS_HOLD, self._let_go, lease)
 
+    def dropped(self, job_id: str, key: str) -> None:
+        """A job was given up before its end was seen: stop expecting it, free its lease later.
+
+        The service may still run it (a timeout, a cancel here), so its lease is held a
+        while first, as after a submit whose outcome is unknown.
+        """
+        self.lost.discard(job_id)
+        self.resumed.discard(job_id)
+        if not self._open or self._closed:
+            return
+        self.coordinator.forget(job_id)
+        # A bound lease's member is the job's id; only its owner can release it.
+        self.hold(Lease(key.partition(":")[0], job_id, -1))
+
     def _let_go(self, lease: Lease) -> None:
         self._held.pop(lease.token, None)
         self.spawn(self.coordinator.release_lease(lease), "release a held lease")
