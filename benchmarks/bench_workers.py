@@ -198,6 +198,9 @@ def run_load(args: argparse.Namespace, mode: str, redis: Redis | None) -> dict[s
     fetches = sum(sum(c.values()) for e, c in by_endpoint.items() if e.endswith("/fetch"))
     commands = after - before
     commands.pop("info", None)
+    round_trips: Counter[str] = Counter()
+    for r in results:
+        round_trips.update(r["redis_calls"])
     settled_at = {job: t for r in results for job, t in r["settled_for_others"].items()}
     latencies = [
         (t - settled_at[job]) * 1000
@@ -223,7 +226,8 @@ def run_load(args: argparse.Namespace, mode: str, redis: Redis | None) -> dict[s
         "fetches_per_job": fetches / total,
         "redis_per_job": sum(commands.values()) / total if redis else None,
         "scripts_per_job": (commands["evalsha"] + commands["eval"]) / total if redis else None,
-        "client_calls_per_job": sum(r["redis_calls"] for r in results) / total if redis else None,
+        "client_calls_per_job": sum(round_trips.values()) / total if redis else None,
+        "round_trips_per_job": {k: round(n / total, 3) for k, n in round_trips.most_common()},
         "redis_commands": dict(commands.most_common()),
         "cross_resolved": len(latencies),
         "cross_p50_ms": _percentile(latencies, 0.5),
@@ -269,14 +273,13 @@ def run_adoption(args: argparse.Namespace, redis: Redis) -> dict[str, Any]:
 # --- the children -------------------------------------------------------------------------
 
 
-def _client(config: dict[str, Any]) -> tuple[Any, Any]:
+def _client(config: dict[str, Any]) -> tuple[Any, Any, dict[str, float]]:
     import tenacity
 
     from ttapi_async import AsyncTTAPI, PollSchedule
     from ttapi_async.coordination import LimitSettings, LocalCoordinator, RedisCoordinator
 
     limits = LimitSettings(cap=config["cap"], initial=16)
-    owner_of: dict[str, bool] = {}
     settled_for_others: dict[str, float] = {}
 
     class Timed(RedisCoordinator):
@@ -309,19 +312,25 @@ def _client(config: dict[str, Any]) -> tuple[Any, Any]:
         min_first_delay=0.1, dense_ratio=0.04, sparse_ratio=0.05,
     ).scaled(scale)  # fmt: skip
     client.watcher.configure(schedule=schedule, max_per_second=None, max_in_flight=256)
-    client._bench = {"owner_of": owner_of, "settled_for_others": settled_for_others}
-    return client, coordinator
+    return client, coordinator, settled_for_others
 
 
 def _count_calls(coordinator: Any) -> Counter[str]:
+    """Count the coordinator's round trips to Redis by command (scripts by name)."""
     calls: Counter[str] = Counter()
     redis = getattr(coordinator, "_client", None)
     if redis is None:
         return calls
+    from ttapi_async.coordination import _redis_base
+
+    names = {script.sha: name for name, script in _redis_base._S.items()}
     original = redis.execute_command
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
-        calls[str(args[0])] += 1
+        command = str(args[0]).upper()
+        if command == "EVALSHA":
+            command = names.get(str(args[1]), "EVALSHA")
+        calls[command] += 1
         return await original(*args, **kwargs)
 
     redis.execute_command = counted
@@ -334,6 +343,7 @@ async def _serve(client: Any, config: dict[str, Any]) -> Any:
     from ttapi_async.webhooks import WebhookReceiver
 
     receiver = WebhookReceiver(client, public_url=config["hook_url"])
+    await receiver.start()
     app = web.Application()
     receiver.add_routes(app)
     runner = web.AppRunner(app, access_log=None)
@@ -356,10 +366,9 @@ def _say(**fields: Any) -> None:
 async def child_load(config: dict[str, Any]) -> None:
     from ttapi_async import QueueFullError
 
-    client, coordinator = _client(config)
+    client, coordinator, settled = _client(config)
     async with client:
         runner = await _serve(client, config)
-        await client.open_coordinator()
         calls = _count_calls(coordinator)
         stdin = await _stdin()
         _say(ready=True)
@@ -393,17 +402,16 @@ async def child_load(config: dict[str, Any]) -> None:
 
         await asyncio.gather(*(one(i) for i in range(config["jobs"])))
         cpu = time.process_time() - cpu
-        settled = client._bench["settled_for_others"]
         _say(
             done=done, failed=failed, resubmits=resubmits, resolved_at=resolved_at,
-            settled_for_others=settled, redis_calls=sum(calls.values()), cpu=cpu,
+            settled_for_others=settled, redis_calls=dict(calls), cpu=cpu,
         )  # fmt: skip
         await stdin.readline()  # held open until the parent has read the fake's counters
         await runner.cleanup()
 
 
 async def child_victim(config: dict[str, Any]) -> None:
-    client, _ = _client(config)
+    client, _, _ = _client(config)
     async with client:
         await client.open_coordinator()
         stdin = await _stdin()
@@ -415,7 +423,7 @@ async def child_victim(config: dict[str, Any]) -> None:
 
 
 async def child_adopter(config: dict[str, Any]) -> None:
-    client, coordinator = _client(config)
+    client, coordinator, _ = _client(config)
     adopted: list[Any] = []
     found = asyncio.Event()
     sweep = coordinator.sweep
@@ -491,6 +499,11 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], adoption: dict[
             f"| {r['refused']:,} / {r['requests']:,} ({r['refused_share']:.2%}) "
             f"| {r['fetches_per_job']:.2f} | {redis_cell} | {cross} |"
         )
+    for r in runs:
+        if r.get("round_trips_per_job"):
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in r["round_trips_per_job"].items())
+            mode = r["mode"]
+            lines += ["", f"Round trips to Redis per job ({mode}, counted client-side): {parts}."]
     if adoption is not None:
         lines += [
             "",

@@ -319,3 +319,85 @@ async def test_first_terminal_status_wins(client: AsyncTTAPI, clock: ManualClock
     clock.advance(11)
     with pytest.raises(JobFailedError, match="recorded first"):
         await job
+
+
+async def test_resume_of_a_settled_job_costs_no_fetch(
+    client: AsyncTTAPI, fake_ttapi: FakeTTAPI, clock: ManualClock
+) -> None:
+    """Resuming a job whose end is recorded resolves it from the record, with no fetch."""
+    job = await client.gpt4o.submit(prompt="a fox")
+    clock.advance(11)
+    first = await job
+    fetched = requests_to(fake_ttapi, "POST /openai/4o-image/fetch")
+    again = client.gpt4o.resume(job.id)
+    await client.watcher.idle()
+    result = await again
+    assert (result.job_id, result.image_url) == (first.job_id, first.image_url)
+    assert requests_to(fake_ttapi, "POST /openai/4o-image/fetch") == fetched == 1
+
+
+async def test_resume_of_an_unrecorded_job_fetches_it(
+    client: AsyncTTAPI, fake_ttapi: FakeTTAPI, clock: ManualClock
+) -> None:
+    """A job no coordinator knows (submitted elsewhere, before) is fetched as always."""
+    job_id = fake_ttapi.create_job("from another life")
+    clock.advance(11)
+    result = await client.gpt4o.resume(job_id)
+    assert result.job_id == job_id
+    assert requests_to(fake_ttapi, "POST /openai/4o-image/fetch") == 1
+
+
+class Rated(LocalCoordinator):
+    """A LocalCoordinator that counts the turns taken under its rate."""
+
+    turns = 0
+
+    async def rate(self) -> None:
+        self.turns += 1
+        await super().rate()
+
+
+@pytest.mark.parametrize(("rate", "turns"), [(1000.0, 2), (None, 0)])
+async def test_each_request_takes_a_turn_under_a_shared_rate(
+    fake_ttapi: FakeTTAPI, clock: ManualClock, rate: float | None, turns: int
+) -> None:
+    """With a shared rate the submit and each poll wait their turn; without one, neither asks."""
+    coordinator = Rated(LimitSettings(rate=rate))
+    async with fake_ttapi.client(coordinator=coordinator) as client:
+        client.watcher.configure(clock=clock)
+        job = await client.gpt4o.submit(prompt="paced")
+        clock.advance(11)
+        await job
+    assert requests_to(fake_ttapi, "POST /openai/4o-image/fetch") == 1
+    assert coordinator.turns == turns
+
+
+async def test_job_given_up_frees_its_lease_after_the_hold(
+    client: AsyncTTAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job cancelled here (it may still run at the service) gives its lease back after a while."""
+    monkeypatch.setattr(coordination_module, "AMBIGUOUS_HOLD", 0.0)
+    coordinator = client.coordinator
+    assert isinstance(coordinator, LocalCoordinator)
+    released = asyncio.Event()
+    release = coordinator.release_lease
+
+    async def release_and_say(lease: Lease) -> None:
+        await release(lease)
+        released.set()
+
+    coordinator.release_lease = release_and_say  # type: ignore[method-assign]
+    job = await client.gpt4o.submit(prompt="not wanted")
+    assert coordinator.in_progress("gpt4o") == 1
+    job.cancel()
+    await asyncio.wait_for(released.wait(), 10)
+    assert coordinator.in_progress("gpt4o") == 0
+
+
+async def test_close_keeps_the_leases_of_running_jobs(client: AsyncTTAPI) -> None:
+    """Jobs still running when the client closes are not given up: their leases stay."""
+    coordinator = client.coordinator
+    assert isinstance(coordinator, LocalCoordinator)
+    await client.gpt4o.submit(prompt="still running")
+    await client.aclose()
+    assert coordinator.in_progress("gpt4o") == 1

@@ -280,11 +280,11 @@ async def test_replays_cause_one_confirming_fetch(
     receiver, _ = hook_server
     job = await client.gpt4o.submit(prompt="x")
     fake_ttapi.finish_job(job.id)
-    # Replays that land after the confirming fetch settled the job find it gone (404).
-    assert set(await _replay(receiver, status_body(job.id), 300)) <= {200, 404}
+    assert set(await _replay(receiver, status_body(job.id), 300)) == {200}
     await client.watcher.idle()
     assert job.done() and fetches(fake_ttapi) == 1
-    assert set(await _replay(receiver, status_body(job.id), 300)) == {404}
+    # Once settled, its record says so: replays are answered 200 and cause nothing.
+    assert set(await _replay(receiver, status_body(job.id), 300)) == {200}
     assert fetches(fake_ttapi) == 1
 
 

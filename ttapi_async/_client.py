@@ -185,6 +185,8 @@ class AsyncTTAPI(Sender):
         from .resources.jobs import GPT, GPT4o
 
         self.watcher: JobWatcher = JobWatcher()
+        coordination = self._coordination
+        self.watcher.on_dropped = lambda job: coordination.dropped(job.id, job.key)
         self.gpt4o = GPT4o(self)
         self.gpt = GPT(self)
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ._coordination import status_of
+from ._coordination import answer_of, status_of
 from .coordination._types import Fallback, JobRecord
 
 if TYPE_CHECKING:
     from ._client import AsyncTTAPI
     from .resources.jobs import JobResource
 
-__all__ = ["WatcherListener"]
+__all__ = ["WatcherListener", "confirm", "resource_for"]
 
 logger = logging.getLogger("ttapi_async")
 
@@ -71,8 +71,35 @@ class WatcherListener:
         self.in_fallback = False
 
     def _resource(self, kind: str) -> JobResource | None:
-        from .resources.jobs import JobResource
+        return resource_for(self._client, kind)
 
-        family = kind.partition(":")[0]
-        resource = getattr(self._client, family, None)
-        return resource if isinstance(resource, JobResource) else None
+
+def resource_for(client: AsyncTTAPI, kind: str) -> JobResource | None:
+    """Return the resource whose jobs have ``kind`` (a watcher key: ``gpt4o``, ``gpt:<model>``)."""
+    from .resources.jobs import JobResource
+
+    resource = getattr(client, kind.partition(":")[0], None)
+    return resource if isinstance(resource, JobResource) else None
+
+
+async def confirm(client: AsyncTTAPI, record: JobRecord) -> None:
+    """Make the one confirming fetch of a job this process does not watch (the claim is held).
+
+    A terminal answer is recorded (which wakes the job's owner, wherever it runs); a job
+    still running gives the claim back, so that a later callback may confirm it.
+    """
+    coordinator = client._coordination.coordinator
+    job_id = record.job_id
+    resource = resource_for(client, record.kind)
+    try:
+        if resource is None:
+            raise LookupError(f"job {job_id}: no resource for its kind {record.kind!r}")
+        await client._coordination.rate()
+        status = await resource._fetch(job_id, None)
+    except BaseException:
+        client._coordination.spawn(coordinator.release_confirm(job_id), "release a claim")
+        raise
+    if status.terminal:
+        await coordinator.settle(job_id, status=status.status, answer=answer_of(status))
+    else:
+        await coordinator.release_confirm(job_id)

@@ -21,7 +21,13 @@ from ._bigjson import loads
 from ._errors import APIResponseValidationError
 from ._models import JobStatus, structure
 from .coordination._local import LocalCoordinator
-from .coordination._types import Coordinator, CoordinatorListener, JobRecord, Lease
+from .coordination._types import (
+    Coordinator,
+    CoordinatorListener,
+    JobRecord,
+    Lease,
+    LimitSettings,
+)
 
 __all__ = ["AMBIGUOUS_HOLD", "LOCAL_KEEP", "ClientCoordination", "answer_of", "status_of"]
 
@@ -65,6 +71,10 @@ class ClientCoordination:
         self._api_key = api_key
         self._listener = listener
         self._lock: asyncio.Lock | None = None
+        # Whether requests wait for a turn under a shared rate: a RedisCoordinator's rate()
+        # is a round trip, worth it only when a rate is set (a pause also holds new leases).
+        limits = getattr(coordinator, "limits", None)
+        self._rated = not isinstance(limits, LimitSettings) or limits.rate is not None
         self._open = False
         self._closed = False
         #: job ids whose terminal status this process is recording now (its listener then
@@ -118,6 +128,11 @@ class ClientCoordination:
             with contextlib.suppress(TypeError):
                 _IN_USE.discard(self.coordinator)
 
+    async def rate(self) -> None:
+        """Wait for this request's turn under the shared rate, if one is set."""
+        if self._rated:
+            await self.coordinator.rate()
+
     # --- leases ----------------------------------------------------------------------------
 
     def hold(self, lease: Lease) -> None:
@@ -126,6 +141,20 @@ class ClientCoordination:
             return
         loop = asyncio.get_running_loop()
         self._held[lease.token] = loop.call_later(AMBIGUOUS_HOLD, self._let_go, lease)
+
+    def dropped(self, job_id: str, key: str) -> None:
+        """A job was given up before its end was seen: stop expecting it, free its lease later.
+
+        The service may still run it (a timeout, a cancel here), so its lease is held a
+        while first, as after a submit whose outcome is unknown.
+        """
+        self.lost.discard(job_id)
+        self.resumed.discard(job_id)
+        if not self._open or self._closed:
+            return
+        self.coordinator.forget(job_id)
+        # A bound lease's member is the job's id; only its owner can release it.
+        self.hold(Lease(key.partition(":")[0], job_id, -1))
 
     def _let_go(self, lease: Lease) -> None:
         self._held.pop(lease.token, None)
@@ -183,7 +212,8 @@ class ClientCoordination:
             if job_id in self.lost and record is not None:
                 return last(job_id) or JobStatus(job_id, "ON_QUEUE")
             self.lost.discard(job_id)  # no record left to read: fetch it after all
-        await coordinator.rate()
+        if self._rated:
+            await coordinator.rate()
         return None
 
     # --- terminal statuses -----------------------------------------------------------------

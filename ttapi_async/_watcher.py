@@ -84,6 +84,9 @@ class JobWatcher:
         self._waits = self._kinds.waits
         self._closed = False
         self.receiver: Any = None  # a WebhookReceiver, once one is attached
+        #: called with a job given up before its end was seen (timeout, cancel, refusal),
+        #: not at close: the client's coordinator then frees what the job held
+        self.on_dropped: Callable[[Job], None] | None = None
         #: counters: fetches sent, fetches that failed transiently, jobs settled
         self.fetches = 0
         self.fetch_errors = 0
@@ -288,6 +291,10 @@ class JobWatcher:
         self.settled += 1
         job.due = None
         job.settle(outcome)
+        if self.on_dropped is not None and not self._closed:
+            status = job.status
+            if status is None or not status.terminal:
+                self.on_dropped(job)
         if not self._jobs:
             self._dispatcher.wake()
 

@@ -25,6 +25,14 @@ FastAPI or Starlette::
         return PlainTextResponse(text, status_code=status)
 
 (``request.stream()`` lets the receiver stop reading past ``max_body``.)
+
+Many workers: give every worker's client a ``RedisCoordinator`` on one namespace. The
+token is then the one every worker derives alike (``coordinator.webhook_token()``), and a
+callback for a job of any worker is confirmed where it lands: one fetch across workers
+(``claim_confirm``), whose terminal answer is recorded and wakes the owning worker, which
+resolves the job without a fetch of its own. ``await receiver.start()`` reads the token
+(``submit(hook=True)`` and the first callback do it too); until then ``hook_url`` and
+``token`` raise ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -37,9 +45,12 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._bigjson import loads
+from ._coord_listener import confirm
+from ._coordination import answer_of
 from ._errors import APIResponseValidationError
 from ._models import JobStatus, structure
 from ._watcher import JobWatcher
+from .coordination._local import LocalCoordinator
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -82,13 +93,23 @@ class WebhookReceiver:
             raise ValueError(f"max_body must be >= 1, got {max_body}")
         watcher = target if isinstance(target, JobWatcher) else target.watcher
         self._watcher = watcher
-        self._token = token or secrets.token_urlsafe(32)
-        self._token_bytes = self._token.encode()
+        self._client = None if isinstance(target, JobWatcher) else target
+        self._parts = parts
+        self._token = ""
+        self._token_bytes = b""
+        self._hook_url = ""
         self.trust_body = trust_body
         self.max_body = max_body
         self.path = parts.path or "/"
-        query = [*parse_qsl(parts.query, keep_blank_values=True), (TOKEN_PARAM, self._token)]
-        self._hook_url = urlunsplit(parts._replace(query=urlencode(query)))
+        # A shared coordinator's token is read from it (every worker has the same); in one
+        # process a fresh one is drawn, as before coordination.
+        self._shared = (
+            token is None
+            and self._client is not None
+            and not isinstance(self._client.coordinator, LocalCoordinator)
+        )
+        if not self._shared:
+            self._set_token(token or secrets.token_urlsafe(32))
         #: counters: callbacks accepted, and rejected (bad token, size, body, unknown job)
         self.accepted = 0
         self.rejected = 0
@@ -100,15 +121,35 @@ class WebhookReceiver:
         # The token is a secret: never in a repr or a log line.
         return f"WebhookReceiver(path={self.path!r}, trust_body={self.trust_body})"
 
+    def _set_token(self, token: str) -> None:
+        self._token = token
+        self._token_bytes = token.encode()
+        parts = self._parts
+        query = [*parse_qsl(parts.query, keep_blank_values=True), (TOKEN_PARAM, token)]
+        self._hook_url = urlunsplit(parts._replace(query=urlencode(query)))
+
+    async def start(self) -> str:
+        """Read the shared token from the client's coordinator if not yet; return ``hook_url``."""
+        if not self._token:
+            assert self._client is not None
+            coordinator = await self._client.open_coordinator()
+            self._set_token(await coordinator.webhook_token())
+        return self._hook_url
+
     @property
     def hook_url(self) -> str:
         """Return the URL to give TTAPI as ``hookUrl`` (it holds the secret token)."""
-        return self._hook_url
+        return self._started(self._hook_url)
 
     @property
     def token(self) -> str:
         """Return the secret token (store it to keep the same ``hook_url`` after a restart)."""
-        return self._token
+        return self._started(self._token)
+
+    def _started(self, value: str) -> str:
+        if not value:
+            raise RuntimeError("the token comes from the coordinator: await receiver.start()")
+        return value
 
     async def handle(
         self, query: Mapping[str, object], body: bytes | AsyncIterable[bytes]
@@ -118,14 +159,17 @@ class WebhookReceiver:
         ``body`` is the whole body, or an async iterable of its chunks (Starlette's
         ``request.stream()``), read here up to ``max_body + 1`` bytes. 403 for a bad or
         missing token, 413 for a body over ``max_body``, 400 for a body that is not a job
-        status, 404 for a job this process is not watching, 200 when the job will be
-        fetched now (or, with ``trust_body``, was settled). Replays cost nothing: a job
-        has at most one confirming fetch asked for at a time, and none once it settled.
+        status, 404 for a job no worker recorded (in one process: one it is not watching),
+        200 when the job will be fetched now (or, with ``trust_body``, was settled) or its
+        end is already known. Replays cost nothing: a job has at most one confirming fetch
+        asked for at a time, and none once it settled.
         """
         if not isinstance(body, (bytes, bytearray, memoryview)):
             body = await _read_capped(body, self.max_body)
         if len(body) > self.max_body:
             return self._reject(413, "body too large")
+        if not self._token:
+            await self.start()
         given = query.get(TOKEN_PARAM, "")
         try:
             # A token that is not text (a repeated parameter parsed as a list), or text
@@ -144,6 +188,8 @@ class WebhookReceiver:
         job = watcher.get(status.job_id)
         if job is None:
             self._asked.pop(status.job_id, None)
+            if self._client is not None:
+                return await self._elsewhere(self._client, status)
             return self._reject(404, "unknown job")
         self.accepted += 1
         if self.trust_body and status.terminal:
@@ -152,6 +198,23 @@ class WebhookReceiver:
             return 200, "ok"
         if self._confirming(status.job_id, job.status):
             watcher.poke(status.job_id)
+        return 200, "ok"
+
+    async def _elsewhere(self, client: AsyncTTAPI, status: JobStatus) -> tuple[int, str]:
+        """Handle a callback for a job this process does not watch: maybe another worker's."""
+        coordination = client._coordination
+        coordinator = await coordination.ready()
+        job_id = status.job_id
+        record = await coordinator.get_record(job_id)
+        if record is None:
+            return self._reject(404, "unknown job")
+        self.accepted += 1
+        if record.settled:
+            return 200, "ok"  # its end is known (and its owner told): nothing to confirm
+        if self.trust_body and status.terminal:
+            await coordinator.settle(job_id, status=status.status, answer=answer_of(status))
+        elif await coordinator.claim_confirm(job_id):
+            coordination.spawn(confirm(client, record), f"confirm job {job_id}")
         return 200, "ok"
 
     def _confirming(self, job_id: str, seen: object) -> bool:

@@ -7,6 +7,7 @@ on stdin, one JSON object a line; events go to stdout, one JSON object a line:
 
 - ``{"submit": N, "prefix": P, "hook": true}``: submit N jobs, print ``submitted`` for
   each, then ``resolved`` for each as its await returns;
+- ``{"resume": [ids]}``: ``resume`` each job here, print ``resolved`` as each await returns;
 - ``{"stats": true}``: print the watcher's fetches and the receiver's counters;
 - ``{"exit": true}``: close the client and exit.
 
@@ -106,6 +107,21 @@ async def _submit(client: AsyncTTAPI, command: dict[str, Any], tasks: set[Any]) 
         task.add_done_callback(tasks.discard)
 
 
+async def _resume(client: AsyncTTAPI, job_ids: list[str], tasks: set[Any]) -> None:
+    async def one(job_id: str) -> None:
+        try:
+            result = await client.gpt4o.resume(job_id)
+        except Exception as exc:
+            say(resolved=job_id, error=type(exc).__name__)
+        else:
+            say(resolved=job_id, url=result.image_url)
+
+    for job_id in job_ids:
+        task = asyncio.create_task(one(job_id))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
 async def main(config: dict[str, Any]) -> None:
     handler = _Events()
     coordination = logging.getLogger("ttapi_async.coordination")
@@ -129,8 +145,9 @@ async def main(config: dict[str, Any]) -> None:
     async with client:
         client.watcher.configure(schedule=_schedule(config), max_per_second=None)
         receiver = WebhookReceiver(client, public_url=config["hook_url"])
-        runner = await _serve(receiver, int(config["listen"]))
         await client.open_coordinator()
+        await receiver.start()  # the token every worker shares, from the coordinator
+        runner = await _serve(receiver, int(config["listen"]))
         await coordinator.wait_subscribed()
         say(ready=True, worker=coordinator.worker_id, pid=os.getpid())
         loop = asyncio.get_running_loop()
@@ -141,6 +158,8 @@ async def main(config: dict[str, Any]) -> None:
                 command = json.loads(line)
                 if "submit" in command:
                     await _submit(client, command, tasks)
+                elif "resume" in command:
+                    await _resume(client, command["resume"], tasks)
                 elif "stats" in command:
                     say(stats=True, fetches=client.watcher.fetches, accepted=receiver.accepted,
                         rejected=receiver.rejected, worker=coordinator.worker_id)  # fmt: skip

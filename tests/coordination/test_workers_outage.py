@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from _redis_server import free_port
@@ -22,14 +23,23 @@ async def test_redis_killed_mid_run_every_job_settles_and_resyncs(
 ) -> None:
     """Kill Redis with jobs pending: they settle by polls, one warning; its return resyncs."""
     fake = await fake_server(*NEVER)
-    port = free_port()
+    port_a, port_b = free_port(), free_port()
+    common = {
+        "redis": own_redis.url,
+        # Beats often (Redis's return is found by a beat) but is never declared dead meanwhile.
+        "heartbeat": 0.5,
+        "dead_after": 40,
+        "first_poll": 0.3,
+        "poll_every": 0.3,
+    }
+    # A's callbacks reach B: while Redis is away B cannot route them, and A's polls do.
     worker = await start_worker(
-        "A", fake, redis=own_redis.url, listen=port,
-        hook_url=f"http://127.0.0.1:{port}/ttapi-hook",
-        # Beats often (its return is found by a beat) but is never declared dead meanwhile.
-        heartbeat=0.5, dead_after=40, first_poll=0.3, poll_every=0.3,
-    )  # fmt: skip
-    await worker.ready()
+        "A", fake, listen=port_a, hook_url=f"http://127.0.0.1:{port_b}/ttapi-hook", **common
+    )
+    other = await start_worker(
+        "B", fake, listen=port_b, hook_url=f"http://127.0.0.1:{port_a}/ttapi-hook", **common
+    )
+    await asyncio.gather(worker.ready(), other.ready())
     before = await worker.submit(4, "seal")
     own_redis.kill()  # SIGKILL, persistence off: everything in it is gone
     await worker.wait(_unreachable)
@@ -55,4 +65,6 @@ async def test_redis_killed_mid_run_every_job_settles_and_resyncs(
     for job in during:
         record = await probe.get_record(job)
         assert record is not None and record.owner == worker.worker_id
-    assert own_redis.password not in repr(worker.events)  # never in a log line
+    await other.wait(_back)
+    for events in (worker.events, other.events):
+        assert own_redis.password not in repr(events)  # never in a log line

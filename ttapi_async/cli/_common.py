@@ -70,7 +70,12 @@ def arun(coro: Coroutine[Any, Any, T]) -> T:
 
 @contextlib.asynccontextmanager
 async def open_client(ctx: click.Context, *, fake: bool, **client_kw: Any) -> AsyncIterator[Any]:
-    """Yield a client: the configured service, or a FakeTTAPI started in this process."""
+    """Yield a client: the configured service, or a FakeTTAPI started in this process.
+
+    With the service, ``$TTAPI_COORDINATOR`` (a redis:// URL) gives the client a
+    ``RedisCoordinator`` unless ``coordinator=`` is passed (None: in process). The fake
+    lives in this process only: its clients coordinate nothing beyond it.
+    """
     from .._client import AsyncTTAPI
     from .._schedule import PollSchedule
 
@@ -85,6 +90,13 @@ async def open_client(ctx: click.Context, *, fake: bool, **client_kw: Any) -> As
             )
             yield client
         return
+    if "coordinator" not in client_kw:
+        from ._coordinator import coordinator_from_env
+
+        try:
+            client_kw["coordinator"] = coordinator_from_env()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     async with AsyncTTAPI(
         api_key=options.get("api_key"), base_url=options.get("base_url"), **client_kw
     ) as client:

@@ -43,6 +43,7 @@ class PushListener:
         self._pubsub: aioredis.client.PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = False
+        self._closing = False
         #: set once the first subscription is confirmed (tests and open() wait on it)
         self.up = asyncio.Event()
 
@@ -59,6 +60,9 @@ class PushListener:
     async def aclose(self) -> None:
         """Stop listening and close the connection."""
         if self._task is not None:
+            # The flag as well as the cancel: on Python 3.11 a cancel that lands as redis-py's
+            # wait_for completes is swallowed, and the loop would listen on for ever.
+            self._closing = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -66,7 +70,7 @@ class PushListener:
         await self._close_pubsub()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self._subscribe()
                 await self._on_up()
@@ -97,6 +101,8 @@ class PushListener:
         pubsub = self._pubsub
         assert pubsub is not None
         while not self._changed:
+            if self._closing:
+                return
             message = await pubsub.get_message(timeout=1.0)
             if message is None or message.get("type") != "message":
                 continue

@@ -82,7 +82,7 @@ async def _attempt(
     lease = await coordinator.acquire_lease(product, timeout=lease_timeout)
     sent = False
     try:
-        await coordinator.rate()
+        await coordination.rate()
         sent = True
         payload, status, headers = await client._send(
             "POST", path, json_body=body, idempotent=False, options=once

@@ -174,6 +174,9 @@ class JobResource(Resource):
                 raise InvalidRequestError(
                     "hook=True and hook_url are exclusive: pass one", param="hookUrl"
                 )
+            receiver = client.watcher.receiver
+            if receiver is not None:
+                await receiver.start()  # a shared token is read from the coordinator
             body["hookUrl"] = client.watcher.hook_url()
         check_deadline(deadline)  # used after the paid POST: checked before it
         check_lease_timeout(lease_timeout)
@@ -218,15 +221,20 @@ class JobResource(Resource):
         """Watch a job submitted earlier (by this process or another); sends nothing now.
 
         ``age`` is how many seconds ago it was submitted, if known; the first fetch then
-        comes when jobs like it usually finish, else at once. ``deadline`` (seconds from
-        now) overrides the watcher's.
+        comes when jobs like it usually finish, else at once. The coordinator's record is
+        read first: a job whose end any worker recorded resolves from it, with no fetch.
+        ``deadline`` (seconds from now) overrides the watcher's.
         """
         if not isinstance(job_id, str) or not job_id:
             raise InvalidRequestError(
                 "job_id: must be a non-empty str", param="jobId", value=job_id
             )
         check_deadline(deadline)
-        return self._watch(job_id, self._key(model), age, deadline)
+        job = self._watch(job_id, self._key(model), age, deadline)
+        if not job.done():
+            # Its first poll reads the job's record: one that settled costs no fetch.
+            self._client._coordination.resumed.add(job_id)
+        return job
 
     def _key(self, model: object) -> str:
         family = self.family

@@ -1,0 +1,83 @@
+"""Two clients on one Redis namespace: a callback on one worker resolves the other's job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from _client_workers import Workers
+from _client_workers import workers as workers
+from _fake_support import requests_to
+
+from ttapi_async import JobFailedError
+from ttapi_async.testing import Duration, FakeTTAPI, ManualClock
+
+pytestmark = pytest.mark.fake_ttapi(clock=ManualClock(), job_duration=Duration.fixed(20))
+
+FETCH_4O = "POST /openai/4o-image/fetch"
+
+
+def callback_body(job_id: str) -> bytes:
+    return json.dumps({"jobId": job_id, "status": "SUCCESS", "data": {"quota": "2"}}).encode()
+
+
+async def test_every_worker_derives_the_same_hook_url(workers: Workers) -> None:
+    """Both workers' receivers read one token from the coordinator: the same hook URL."""
+    assert await workers.hook_a.start() == await workers.hook_b.start()
+    assert workers.hook_a.token not in repr(workers.hook_a)
+
+
+async def test_callback_on_b_resolves_a_with_one_fetch(
+    workers: Workers, fake_ttapi: FakeTTAPI
+) -> None:
+    """The service calls B back for A's job: B's one fetch resolves A's await, A fetches nothing."""
+    job = await workers.a.gpt4o.submit(prompt="a fox", hook=True)
+    fake_ttapi.finish_job(job.id)
+    await fake_ttapi.drain_hooks()  # delivered to B's server
+    result = await asyncio.wait_for(job.wait(), 10)
+    assert result.job_id == job.id and result.image_url
+    assert requests_to(fake_ttapi, FETCH_4O) == 1
+    assert workers.hook_b.accepted == 1
+
+
+async def test_replayed_callbacks_on_b_cost_one_fetch(
+    workers: Workers, fake_ttapi: FakeTTAPI
+) -> None:
+    """Many callbacks for A's job, at once and after its end, make one confirming fetch."""
+    job = await workers.a.gpt4o.submit(prompt="a fox", hook=True)
+    fake_ttapi.finish_job(job.id)
+    token = await workers.hook_b.start()
+    query = {"token": workers.hook_b.token}
+    assert token.endswith(query["token"])
+    answers = await asyncio.gather(
+        *(workers.hook_b.handle(query, callback_body(job.id)) for _ in range(10))
+    )
+    assert {code for code, _ in answers} == {200}
+    await asyncio.wait_for(job.wait(), 10)
+    late = await workers.hook_b.handle(query, callback_body(job.id))
+    assert late[0] == 200
+    assert requests_to(fake_ttapi, FETCH_4O) == 1
+
+
+async def test_callback_for_a_job_nobody_recorded_is_404(workers: Workers) -> None:
+    """A callback for a job no worker recorded is refused, as in one process."""
+    await workers.hook_b.start()
+    code, _ = await workers.hook_b.handle({"token": workers.hook_b.token}, callback_body("nope"))
+    assert code == 404
+
+
+async def test_first_terminal_status_wins_across_workers(
+    workers: Workers, fake_ttapi: FakeTTAPI
+) -> None:
+    """B records A's job FAILED first: A resolves FAILED without a fetch, whatever follows."""
+    job = await workers.a.gpt4o.submit(prompt="a fox")
+    answer = json.dumps({"jobId": job.id, "status": "FAILED", "message": "B saw it first"})
+    settled = await workers.b.coordinator.settle(job.id, status="FAILED", answer=answer)
+    assert settled.won
+    with pytest.raises(JobFailedError, match="B saw it first"):
+        await asyncio.wait_for(job.wait(), 10)
+    later: Any = await workers.a.coordinator.settle(job.id, status="SUCCESS", answer="{}")
+    assert not later.won and later.record.status == "FAILED"
+    assert requests_to(fake_ttapi, FETCH_4O) == 0
