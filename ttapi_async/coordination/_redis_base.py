@@ -125,6 +125,16 @@ class RedisBase:
             raise RuntimeError("open() the coordinator first")
         return self._keys
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """Return the open Redis client, for the package's other shared stores (the batch)."""
+        return self._redis()
+
+    @property
+    def dead_after_seconds(self) -> float:
+        """Return how long a worker may stay silent before the others call it dead."""
+        return self._deadline_ms / 1000
+
     async def open(self, api_key: str, listener: CoordinatorListener | None = None) -> None:
         """Bind to the account, subscribe, beat once and start the heartbeat loop."""
         if self._client is not None:
