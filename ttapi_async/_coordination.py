@@ -114,7 +114,7 @@ class ClientCoordination:
             return
         self._closed = True
         for handle in self._held.values():
-            handle.cancel()  # held leases lapse with the coordinator (Redis: their TTL)
+            handle.cancel()  # the coordinator's close frees them (Redis: RETIRE)
         self._held.clear()
         for task in list(self._tasks):
             task.cancel()

@@ -168,12 +168,21 @@ class RedisBase:
         self._beater = asyncio.create_task(self._beat_loop(), name="ttapi-coordination-beat")
 
     async def aclose(self) -> None:
-        """Stop the loops and close the connections; records and leases stay for the others."""
+        """Stop the loops, give back this worker's leases and close the connections.
+
+        Leases not bound to a job are freed at once. A pending job keeps its record and its
+        lease (the service still runs it): the next sweep of any live worker adopts both,
+        without waiting for this worker to fall silent past the deadline.
+        """
         if self._beater is not None:
             self._beater.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beater
             self._beater = None
+        if self._client is not None and self._fallback is None:
+            # Not through _run: an outage found while closing starts no fallback.
+            with contextlib.suppress(*DOWN):
+                await _S["RETIRE"](self._client, self.keys.clock, (self.keys.prefix, self._worker))
         if self._push is not None:
             await self._push.aclose()
             self._push = None

@@ -16,6 +16,7 @@ __all__ = [
     "REFUSED",
     "RELEASE",
     "RELEASE_CLAIM",
+    "RETIRE",
     "SETTLE",
     "SUBMITTED",
     "SWEEP",
@@ -211,6 +212,34 @@ RELEASE_CLAIM = (
 local key = k('confirm', ARGV[3])
 if redis.call('GET', key) == ARGV[2] then return redis.call('DEL', key) end
 return 0
+"""
+)
+
+#: ARGV: P, me -> the number of leases freed
+RETIRE = (
+    _HEADER
+    + """
+local me = ARGV[2]
+local mine = k('wleases', me)
+local freed, products = 0, {}
+for _, entry in ipairs(redis.call('SMEMBERS', mine)) do
+  local product, member = string.match(entry, '^(.-)|(.*)$')
+  -- unbound: no job the service runs holds it; a bound one stays until its job is adopted
+  if string.sub(member, 1, 1) == '~' and redis.call('HGET', k('lease-owner', product), member) == me
+  then
+    freed = freed + drop(product, member)
+    products[product] = true
+  end
+end
+for product in pairs(products) do redis.call('PUBLISH', k('released'), product) end
+if redis.call('SCARD', k('owned', me)) > 0 then
+  -- its pending jobs are for the others: the next sweep adopts them, without the deadline
+  redis.call('ZADD', k('workers'), 0, me)
+else
+  redis.call('ZREM', k('workers'), me)
+  redis.call('DEL', mine)
+end
+return freed
 """
 )
 
