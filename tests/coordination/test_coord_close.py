@@ -1,9 +1,11 @@
-"""What a worker's aclose() leaves in Redis: no free-standing lease, its pending jobs for others."""
+"""A worker's close (no free-standing lease left, pending jobs for others), its pool."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+import pytest
 
 from ttapi_async.coordination import LimitSettings
 
@@ -39,3 +41,24 @@ async def test_aclose_hands_pending_jobs_and_their_leases_to_the_next_sweep(
     assert await client.hget(b.keys("lease-owner", "4o"), "c1") == b.worker_id
     record = await b.get_record("c1")
     assert record is not None and record.owner == b.worker_id and not record.settled
+
+
+async def test_a_burst_beyond_the_pool_waits_instead_of_falling_back(make_coordinator: Any) -> None:
+    """Fifty calls at once through a pool of two connections all reach Redis: no fallback."""
+    coordinator = await make_coordinator(max_connections=2)
+    await coordinator.record_submitted("p1", kind="gpt4o", product="", lease=None)
+    records = await asyncio.gather(*(coordinator.get_record("p1") for _ in range(50)))
+    assert coordinator.fallback is None
+    assert all(r is not None and r.shared and r.owner == coordinator.worker_id for r in records)
+    pool = coordinator.redis.connection_pool
+    assert pool.max_connections == 2
+
+
+def test_pool_settings_are_checked() -> None:
+    """A pool of no connection, or no time to wait for one, is refused at once."""
+    from ttapi_async.coordination import RedisCoordinator
+
+    with pytest.raises(ValueError, match="max_connections"):
+        RedisCoordinator("redis://127.0.0.1:1/0", max_connections=0)
+    with pytest.raises(ValueError, match="pool_timeout"):
+        RedisCoordinator("redis://127.0.0.1:1/0", pool_timeout=0)

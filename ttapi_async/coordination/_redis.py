@@ -27,6 +27,8 @@ class RedisCoordinator(RedisBase):
     joins the same group. ``heartbeat`` is the beat period in seconds; a worker silent
     for ``dead_after`` periods is declared dead and its jobs adopted. Only a one-way hash
     of the API key reaches Redis; the URL's password never appears in a repr or a log.
+    At most ``max_connections`` commands are in flight at once (besides the one pub/sub
+    connection); more wait up to ``pool_timeout`` seconds for a connection.
     """
 
     async def webhook_token(self) -> str:

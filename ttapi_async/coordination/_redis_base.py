@@ -66,11 +66,15 @@ class RedisBase:
         keep: float = KEEP_SETTLED,
         recheck: float = 1.0,
         socket_timeout: float = 2.0,
+        max_connections: int = 32,
+        pool_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if heartbeat <= 0 or dead_after < 1:
             raise ValueError("heartbeat must be > 0 and dead_after >= 1 (periods)")
+        if max_connections < 1 or pool_timeout <= 0:
+            raise ValueError("max_connections must be >= 1 and pool_timeout > 0")
         self._url = url
         self._shown_url = redact_url(url)
         self.namespace = namespace
@@ -83,6 +87,8 @@ class RedisBase:
         self._keep_ms = round(keep * 1000)
         self._recheck = recheck
         self._socket_timeout = socket_timeout
+        self._max_connections = max_connections
+        self._pool_timeout = pool_timeout
         self._clock = clock
         self._sleep = sleep
         self._worker = worker_name()
@@ -142,13 +148,18 @@ class RedisBase:
         self._keys = Keys(self.namespace, account_id(api_key))
         self._secret = webhook_secret(api_key)
         self._listener = listener
-        self._client = aioredis.Redis.from_url(
+        # A blocking pool: a burst of calls beyond max_connections waits (up to pool_timeout)
+        # for a connection; redis-py's default pool would raise, and that reads as an outage.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self._url,
+            max_connections=self._max_connections,
+            timeout=self._pool_timeout,
             decode_responses=True,
             socket_timeout=self._socket_timeout,
             socket_connect_timeout=self._socket_timeout,
             retry=Retry(NoBackoff(), 1),
         )
+        self._client = aioredis.Redis.from_pool(pool)
         # Its own client without retries: redis-py would otherwise reconnect and resubscribe
         # silently, and the pushes lost meanwhile would never be looked for.
         self._push_client = aioredis.Redis.from_url(
