@@ -103,15 +103,29 @@ class RedisCoordinator(RedisBase):
     def forget(self, job_id: str) -> None:
         """Stop expecting news of ``job_id`` here; its record and lease stay until it settles."""
         self._pending.discard(job_id)
+        self._claimed.pop(job_id, None)
 
     async def claim_confirm(self, job_id: str) -> bool:
         """Return True for the one worker that may make the confirming fetch (SET NX PX)."""
         if self._fallback is None:
             with contextlib.suppress(*DOWN):
-                key = self.keys("confirm", job_id)
                 ttl = round(CONFIRM_TTL * 1000)
-                return bool(await self._redis().set(key, self._worker, nx=True, px=ttl))
+                return bool(await self._run("CLAIM", self._worker, job_id, ttl))
         return await self._local_().claim_confirm(job_id)
+
+    def confirming_elsewhere(self, job_id: str) -> bool:
+        """Return True while another worker holds the confirming claim of this worker's job.
+
+        The claim's holder said so in a push: a callback that reaches this worker too
+        then makes no fetch of its own (the holder's settle wakes this worker).
+        """
+        until = self._claimed.get(job_id)
+        if until is None:
+            return False
+        if until > self._clock():
+            return True
+        del self._claimed[job_id]
+        return False
 
     async def release_confirm(self, job_id: str) -> None:
         """Give the confirming claim back, if it is still this worker's."""

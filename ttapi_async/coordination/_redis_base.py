@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from . import _scripts
 from ._fallback import Outbox, Settle, Submitted, fallback_for
 from ._keys import Keys, account_id, redact_url, scrub, webhook_secret, worker_name
 from ._listener import PushListener
-from ._local import KEEP_SETTLED, LocalCoordinator
+from ._local import CONFIRM_TTL, KEEP_SETTLED, LocalCoordinator
 from ._records import parse_record
 from ._types import CoordinatorListener, Fallback, JobRecord, LimitSettings
 
@@ -100,6 +101,8 @@ class RedisBase:
         self._beater: asyncio.Task[None] | None = None
         self._listener: CoordinatorListener | None = None
         self._pending: set[str] = set()
+        #: this worker's jobs another worker is confirming -> when its claim lapses (our clock)
+        self._claimed: dict[str, float] = {}
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
         self._known: dict[str, int] = {}
         self._peers = 1
@@ -411,8 +414,24 @@ class RedisBase:
     def _on_push(self, channel: str, data: str) -> None:
         if channel.endswith(":released"):
             self._wake_one(data)
-        elif data in self._pending:
-            task = asyncio.get_running_loop().create_task(self._read_woken(data))
+            return
+        # On the wake channel: "<kind>\n<job id>[\n<payload>]"; a bare job id means settled.
+        kind, _, rest = data.partition("\n")
+        if not rest:
+            kind, rest = "settled", data
+        job_id, _, payload = rest.partition("\n")
+        if job_id not in self._pending:
+            return
+        if kind == "claim":
+            self._claimed[job_id] = self._clock() + CONFIRM_TTL
+        elif kind == "unclaim":
+            self._claimed.pop(job_id, None)
+        elif kind == "settled":
+            record = _pushed_record(job_id, payload)
+            if record is not None and record.settled:
+                self._deliver(record)
+                return
+            task = asyncio.get_running_loop().create_task(self._read_woken(job_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -425,6 +444,7 @@ class RedisBase:
         if record.job_id not in self._pending:
             return
         self._pending.discard(record.job_id)
+        self._claimed.pop(record.job_id, None)
         if self._listener is not None:
             self._listener.job_settled(record)
 
@@ -438,3 +458,14 @@ class RedisBase:
         for future in self._waiters.get(product, ()):
             if not future.done():
                 future.set_result(None)
+
+
+def _pushed_record(job_id: str, payload: str) -> JobRecord | None:
+    """Return the record a wake-up carried, or None if it carried none readable."""
+    if not payload:
+        return None
+    try:
+        fields = json.loads(payload)
+    except ValueError:
+        return None
+    return parse_record(job_id, fields) if isinstance(fields, dict) else None

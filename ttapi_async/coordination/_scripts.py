@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACQUIRE",
+    "CLAIM",
     "HEARTBEAT",
     "PAUSE",
     "RATE",
@@ -200,8 +201,29 @@ if redis.call('HGET', rec, 'leased') == '1' then
   drop(product, job)
   redis.call('PUBLISH', k('released'), product)
 end
-if owner ~= '' and owner ~= me then redis.call('PUBLISH', k('wake', owner), job) end
+if owner ~= '' and owner ~= me then
+  -- the record itself rides on the wake-up: the owner resolves without reading it back
+  local fields = {}
+  local flat = redis.call('HGETALL', rec)
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  redis.call('PUBLISH', k('wake', owner), 'settled\\n' .. job .. '\\n' .. cjson.encode(fields))
+end
 return reply(1)
+"""
+)
+
+#: ARGV: P, me, job, ttl_ms -> 1 if this worker may make the confirming fetch
+CLAIM = (
+    _HEADER
+    + """
+local me, job = ARGV[2], ARGV[3]
+if not redis.call('SET', k('confirm', job), me, 'NX', 'PX', tonumber(ARGV[4])) then return 0 end
+-- tell the owner, so that a callback reaching it too makes no second fetch
+local owner = redis.call('HGET', k('job', job), 'owner')
+if owner and owner ~= '' and owner ~= me then
+  redis.call('PUBLISH', k('wake', owner), 'claim\\n' .. job)
+end
+return 1
 """
 )
 
@@ -209,9 +231,15 @@ return reply(1)
 RELEASE_CLAIM = (
     _HEADER
     + """
-local key = k('confirm', ARGV[3])
-if redis.call('GET', key) == ARGV[2] then return redis.call('DEL', key) end
-return 0
+local me, job = ARGV[2], ARGV[3]
+local key = k('confirm', job)
+if redis.call('GET', key) ~= me then return 0 end
+redis.call('DEL', key)
+local owner = redis.call('HGET', k('job', job), 'owner')
+if owner and owner ~= '' and owner ~= me then
+  redis.call('PUBLISH', k('wake', owner), 'unclaim\\n' .. job)
+end
+return 1
 """
 )
 
