@@ -15,6 +15,9 @@ class Commands:
 
         names = {script.sha: name for name, script in _redis_base._S.items()}
         self.counts: Counter[str] = Counter()
+        #: commands answered, by name (``counts`` holds those sent)
+        self.answered: Counter[str] = Counter()
+        self._waiting: list[tuple[str, int, asyncio.Future[None]]] = []
         client = coordinator.redis
         original = client.execute_command
 
@@ -23,13 +26,28 @@ class Commands:
             if command in ("EVALSHA", "EVAL"):
                 command = names.get(str(args[1]), command)
             self.counts[command] += 1
-            return await original(*args, **kwargs)
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                self.answered[command] += 1
+                for name, count, future in self._waiting:
+                    if name == command and self.answered[name] >= count and not future.done():
+                        future.set_result(None)
 
         client.execute_command = counted
 
     def clear(self) -> None:
         """Forget what was counted so far."""
         self.counts.clear()
+        self.answered.clear()
+
+    async def answered_at_least(self, name: str, count: int) -> None:
+        """Return once ``count`` commands ``name`` were answered (bounded: 10 s)."""
+        if self.answered[name] >= count:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((name, count, future))
+        await asyncio.wait_for(future, 10)
 
 
 def on_push(coordinator: Any, kind: str) -> asyncio.Event:
