@@ -137,3 +137,28 @@ async def test_aclose_takes_the_worker_out_of_every_queue(make_coordinator: Any)
     await on_a.answered_at_least("ACQUIRE", 1)
     await a.release_lease(held)
     assert (await asyncio.wait_for(waiting, 10)).shared
+
+
+async def test_a_lost_grant_during_a_pause_is_found_and_waits_the_pause_out(
+    make_coordinator: Any,
+) -> None:
+    """A waiter that missed its grant's push during a pause finds the lease when it asks
+    again, and waits what is left of the pause before using it (no loop on the pause)."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    a = await make_coordinator(limits=ONE)
+    b = await make_coordinator(limits=ONE, recheck=3600.0, sleep=sleep)
+    held = await a.acquire_lease("4o")
+    granted = b._granted
+    b._granted = lambda token, payload: granted(token, "garbled")
+    commands = Commands(b)
+    waiter = asyncio.ensure_future(b.acquire_lease("4o"))
+    await commands.answered_at_least("ACQUIRE", 1)
+    await a.refused(held, retry_after=30)
+    lease = await asyncio.wait_for(waiter, 10)
+    assert await a.redis.hget(a.keys("lease-owner", "4o"), lease.token) == b.worker_id
+    assert len(sleeps) == 1 and 29 < sleeps[0] <= 30
+    assert commands.counts["ACQUIRE"] == 2

@@ -171,6 +171,8 @@ class RedisCoordinator(RedisBase):
                     continue  # _run switched to the fallback
                 self._known[product] = int(current)
                 if ok:
+                    if wait_ms > 0:
+                        await self._sleep(wait_ms / 1000)  # granted during the pause
                     leased = True
                     return Lease(product, token, int(epoch))
                 queued = queued or (wait_ms < 0 and queue_ms > 0)
@@ -192,9 +194,9 @@ class RedisCoordinator(RedisBase):
                     continue  # ask again: a lost push, or the deadline
                 if grant is None:
                     continue  # reconnected, fenced or fallen back: ask again
-                queued = False
                 self._known[product] = grant.current
                 if grant.wait_ms > 0:
+                    # Still "queued" meanwhile: a cancel here gives the granted lease back.
                     await self._sleep(grant.wait_ms / 1000)  # granted during the pause
                 leased = True
                 return Lease(product, token, grant.epoch)

@@ -100,7 +100,8 @@ end
 """
 
 #: ARGV: P, me, product, member, ttl_ms, cap, initial, minimum, queue_ms (0: take or refuse)
-#: -> {ok, wait_ms, epoch, current limit, leases still free}; wait_ms -1: queued (or full)
+#: -> {ok, wait_ms, epoch, current limit, leases still free}; wait_ms -1: queued (or full);
+#: ok with wait_ms > 0: a granted lease, to use once the pause ends
 ACQUIRE = (
     _HEADER
     + """
@@ -116,12 +117,12 @@ grant(product, now)
 local epoch = tonumber(redis.call('HGET', h, 'epoch'))
 local cur = current(h, cap, minimum)
 local pause = tonumber(redis.call('GET', k('pause')) or '0')
-if pause > now then return {0, pause - now, epoch, cur, 0} end
 local held = redis.call('ZCARD', k('leases', product))
--- granted while its push was on the way (or lost)
+-- granted while its push was on the way (or lost): the caller waits out any pause
 if redis.call('HGET', k('lease-owner', product), member) == me then
-  return {1, 0, epoch, cur, math.max(0, cur - held)}
+  return {1, math.max(0, pause - now), epoch, cur, math.max(0, cur - held)}
 end
+if pause > now then return {0, pause - now, epoch, cur, 0} end
 -- grant() served every live waiter first: a slot still free is nobody's turn
 if held < cur then
   hold(product, member, me, now + ttl)
