@@ -1,0 +1,75 @@
+"""Fixtures of the shared-batch tests: real redis-servers (the coordination tests' helper),
+FakeTTAPI clients with RedisCoordinators on a namespace of their own."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The coordination tests' redis-server and fake-server helpers, reused as they are.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "coordination"))
+
+from _redis_server import RedisServer, require_redis
+
+#: The append-only file on, every write fsynced: what a shared batch asks of Redis.
+DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--appenddirname", "aof")
+
+
+@pytest.fixture(scope="session")
+def batch_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """Run one redis-server (persistence off) for the session; tests use their own names."""
+    binary = require_redis()
+    server = RedisServer(binary, tmp_path_factory.mktemp("batch-redis"))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """Run a redis-server that fsyncs every write, for one test (which may restart it)."""
+    binary = require_redis()
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    server = RedisServer(binary, folder, extra_args=DURABLE)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """Return a namespace no other test uses."""
+    return "b" + secrets.token_hex(6)
+
+
+@pytest.fixture
+async def shared_clients(
+    batch_redis: RedisServer, namespace: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Return a factory of FakeTTAPI clients, each with its own RedisCoordinator (fast beats)."""
+    from ttapi_async._schedule import PollSchedule
+    from ttapi_async.coordination import RedisCoordinator
+
+    made: list[Any] = []
+
+    async def make(fake: Any, *, url: str | None = None, **coord: Any) -> Any:
+        coord.setdefault("heartbeat", 0.2)
+        coord.setdefault("dead_after", 3)
+        coordinator = RedisCoordinator(url or batch_redis.url, namespace=namespace, **coord)
+        client = fake.client(coordinator=coordinator)
+        await client.__aenter__()
+        client.watcher.configure(
+            schedule=PollSchedule().scaled(fake.time_scale), max_per_second=None
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.__aexit__(None, None, None)
