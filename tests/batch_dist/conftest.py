@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "coordination"))
 
 from _redis_server import RedisServer, require_redis
 
+API_KEY = "tt-SECRET-batch-0123456789-KEY"
+
 #: The append-only file on, every write fsynced: what a shared batch asks of Redis.
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--appenddirname", "aof")
 
@@ -73,3 +75,55 @@ async def shared_clients(
     yield make
     for client in made:
         await client.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def fake_server() -> AsyncIterator[Callable[..., Any]]:
+    """Return an async factory of ``ttapi fake-server`` processes (killed after the test)."""
+    from _fake_process import FakeProcess
+
+    started: list[FakeProcess] = []
+
+    async def start(*args: str) -> FakeProcess:
+        fake = await FakeProcess.start("--api-key", API_KEY, *args)
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        await fake.stop()
+
+
+@pytest.fixture
+async def runner_procs() -> AsyncIterator[Callable[..., Any]]:
+    """Return an async factory of shared-batch runner processes (killed after the test)."""
+    from _procs import RunnerProcess
+
+    started: list[RunnerProcess] = []
+
+    async def start(**config: Any) -> RunnerProcess:
+        runner = await RunnerProcess.start(**config)
+        started.append(runner)
+        return runner
+
+    yield start
+    for runner in started:
+        await runner.kill()
+
+
+async def batch_states(url: str, namespace: str, name: str) -> dict[str, dict[str, str]]:
+    """Return every item of a shared batch as Redis holds it (id -> its hash)."""
+    import redis.asyncio as aioredis
+
+    from ttapi_async.coordination import account_id
+
+    base = f"ttapi:{{{namespace}.{account_id(API_KEY)}}}:batch:{name}"
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        ids = await client.lrange(f"{base}:ids", 0, -1)
+        pipe = client.pipeline(transaction=False)
+        for item_id in ids:
+            pipe.hgetall(f"{base}:item:{item_id}")
+        return dict(zip(ids, await pipe.execute(), strict=True))
+    finally:
+        await client.aclose()

@@ -7,7 +7,15 @@ import collections
 from pathlib import Path
 from typing import Any
 
-from ttapi_async.batch import BatchOutcome, BatchRequest, run_batch
+import pytest
+
+from ttapi_async.batch import (
+    BatchOutcome,
+    BatchRequest,
+    RedisDurabilityError,
+    SharedInputChangedError,
+    run_batch,
+)
 from ttapi_async.batch._shared import SharedJournal, Store
 from ttapi_async.batch._shared_plan import count_states, plan_batch
 from ttapi_async.testing import Duration, FakeTTAPI
@@ -98,3 +106,101 @@ async def test_a_dead_runners_items_are_taken_over_by_state(
     assert submissions == collections.Counter({f"cat #{i}": 1 for i in range(6) if i != 1})
     assert totals["done"] == 5 and totals["unknown"] == 1
     assert "dead" not in runners or runners["dead"]["done"] == 0
+
+
+async def test_two_names_do_not_interfere(shared_clients: Any, tmp_path: Path) -> None:
+    """Two batches with the same ids under different names in one Redis each do their own."""
+    dogs = [
+        BatchRequest(r.id, "gpt4o", {"prompt": "dog" + r.params["prompt"]}) for r in prompts(20)
+    ]
+    async with FakeTTAPI(time_scale=SCALE, job_duration=Duration.uniform(5, 15)) as fake:
+        a, b = await shared_clients(fake), await shared_clients(fake)
+        got_a, got_b = await asyncio.gather(
+            collect(a, prompts(20), tmp_path / "a", name="cats"),
+            collect(b, dogs, tmp_path / "b", name="dogs"),
+        )
+        submissions = fake.stats().submissions_by_prompt
+        cats, _ = await count_states(store_of(a, "cats"))
+        dogs_done, _ = await count_states(store_of(a, "dogs"))
+    assert len(got_a) == len(got_b) == 20
+    assert {o.state for o in got_a + got_b} == {"done"}
+    assert len(submissions) == 40 and set(submissions.values()) == {1}
+    assert cats["done"] == dogs_done["done"] == 20
+
+
+async def test_a_changed_input_is_refused_naming_the_ids_and_force_accepts_it(
+    shared_clients: Any, tmp_path: Path
+) -> None:
+    """Same name, changed input: the changed and removed ids are named; --force redoes the
+    changed item, forgets the removed one, adds the new one; the rest are not sent again."""
+    async with FakeTTAPI(time_scale=SCALE, job_duration=Duration.uniform(5, 15)) as fake:
+        client = await shared_clients(fake)
+        assert len(await collect(client, prompts(4), tmp_path / "a")) == 4
+        again = await collect(client, prompts(4), tmp_path / "a")  # same input: resumes
+        edited = [*prompts(3), BatchRequest("cat-2", "gpt4o", {"prompt": "a changed cat"})]
+        edited = [edited[0], edited[1], edited[3], BatchRequest("new", "gpt4o", {"prompt": "n"})]
+        with pytest.raises(SharedInputChangedError) as caught:
+            await collect(client, edited, tmp_path / "a")
+        forced = await collect(client, edited, tmp_path / "a", force=True)
+        submissions = fake.stats().submissions_by_prompt
+        totals, _ = await count_states(store_of(client))
+    assert again == []
+    assert caught.value.changed == ("cat-2",) and caught.value.removed == ("cat-3",)
+    assert "batch 'cats'" in str(caught.value) and "--force" in str(caught.value)
+    assert sorted(o.id for o in forced) == ["cat-2", "new"]
+    assert submissions["a changed cat"] == 1 and submissions["cat #0"] == 1
+    assert totals["done"] == 4 and sum(totals.values()) == 4
+
+
+async def test_retry_failed_queues_failed_items_again(shared_clients: Any, tmp_path: Path) -> None:
+    """Failed items stay failed on a re-run, and are submitted again with retry_failed."""
+    async with FakeTTAPI(time_scale=SCALE, job_failure_rate=1.0) as fake:
+        client = await shared_clients(fake)
+        first = await collect(client, prompts(3), tmp_path / "a")
+        fake.job_failure_rate = 0.0
+        assert await collect(client, prompts(3), tmp_path / "a") == []
+        retried = await collect(client, prompts(3), tmp_path / "a", retry_failed=True)
+    assert {o.state for o in first} == {"failed"}
+    assert {o.state for o in retried} == {"done"} and len(retried) == 3
+
+
+async def test_a_redis_without_fsync_is_refused_unless_the_risk_is_accepted(
+    shared_clients: Any, tmp_path: Path
+) -> None:
+    """RedisDurabilityError (nothing sent) unless accept_risk; the error says what it saw."""
+    async with FakeTTAPI(time_scale=SCALE) as fake:
+        client = await shared_clients(fake)
+        with pytest.raises(RedisDurabilityError) as caught:
+            await collect(client, prompts(2), tmp_path / "a", accept_risk=False)
+        assert fake.stats().submissions_by_prompt == {}
+    assert caught.value.appendonly == "no"
+    assert "appendfsync" in str(caught.value) and "accept_risk=True" in str(caught.value)
+
+
+async def test_durable_redis_is_accepted(
+    durable_redis: Any, shared_clients: Any, tmp_path: Path
+) -> None:
+    """appendonly yes + appendfsync always: the batch runs without accept_risk."""
+    async with FakeTTAPI(time_scale=SCALE, job_duration=Duration.uniform(5, 15)) as fake:
+        client = await shared_clients(fake, url=durable_redis.url)
+        got = await collect(client, prompts(2), tmp_path / "a", accept_risk=False)
+    assert {o.state for o in got} == {"done"}
+
+
+async def test_run_batch_refuses_what_cannot_be_shared(shared_clients: Any, tmp_path: Path) -> None:
+    """A coordinator without a name, another coordinator, a bad name: ValueError, nothing sent."""
+    from ttapi_async.coordination import LocalCoordinator
+
+    async with FakeTTAPI(time_scale=SCALE) as fake:
+        client = await shared_clients(fake)
+        with pytest.raises(ValueError, match="needs a name"):
+            await collect(client, prompts(1), tmp_path / "a", name=None,
+                          coordinator=client.coordinator)  # fmt: skip
+        with pytest.raises(ValueError, match="its client's coordinator"):
+            await collect(client, prompts(1), tmp_path / "a", coordinator=LocalCoordinator())
+        with pytest.raises(ValueError, match="batch name"):
+            await collect(client, prompts(1), tmp_path / "a", name="no spaces")
+        async with fake.client() as local:
+            with pytest.raises(ValueError, match="needs a RedisCoordinator"):
+                await collect(local, prompts(1), tmp_path / "b")
+        assert fake.stats().submissions_by_prompt == {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import socket
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -126,7 +127,8 @@ class SharedBatchRunner(BatchRunner):
         redis = coordinator.redis
         await check_durability(redis, accept_risk=self.accept_risk, shown_url=_shown(coordinator))
         store = Store(redis, coordinator.keys("batch", self.name))
-        runner = coordinator.worker_id
+        # One id per run (a process may run the batch again after being taken over).
+        runner = f"{coordinator.worker_id}.{secrets.token_hex(2)}"
         self._lock.acquire()
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +137,6 @@ class SharedBatchRunner(BatchRunner):
             await requeue(store, failed=self.retry_failed, unknown=self.resubmit_unknown)
             journal = SharedJournal(store, runner, out=str(self.out_dir.resolve()),
                                     host=socket.gethostname())  # fmt: skip
-            await journal.beat(self.ttl)
             counts, _ = await count_states(store)
         except BaseException:
             self._lock.release()
@@ -183,7 +184,9 @@ class SharedBatchRunner(BatchRunner):
             self._write_failed(exc)
 
     async def _beat_loop(self) -> None:
-        """Beat, then take over dead runners' items; every third of the heartbeat's TTL."""
+        """Join (the first beat), then beat and take over dead runners' items, every third
+        of the heartbeat's TTL. A runner joins when it runs, not when it plans: planned and
+        left waiting, it would be taken for dead."""
         journal = self._shared
         assert journal is not None
         while True:

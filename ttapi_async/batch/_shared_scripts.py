@@ -43,14 +43,16 @@ local function item_key(id) return base .. ':item:' .. id end
 """
 
 #: HANDOUT(me, count): read up to ``count`` new entries for ``me``; keep those whose item is
-#: pending and held by nobody else (the runner becomes its holder); ack stale ones.
+#: pending and held by nobody else (the runner becomes its holder); ack stale ones. A runner
+#: that was taken over gets nothing.
 HANDOUT: Final = (
     _NOW
     + """
 local me, count = ARGV[1], tonumber(ARGV[2])
+local out = {}
+if redis.call('SISMEMBER', base .. ':gone', me) == 1 then return out end
 local got = redis.call('XREADGROUP', 'GROUP', 'runners', me, 'COUNT', count,
                        'STREAMS', base .. ':stream', '>')
-local out = {}
 if not got then return out end
 for _, entry in ipairs(got[1][2]) do
   local eid, id = entry[1], entry[2][2]
@@ -68,13 +70,15 @@ return out
 """
 )
 
-#: CLAIM(id, me): pending -> submitting, only for the item's holder. Returns 1 or 0.
+#: CLAIM(id, me): pending -> submitting, only for the item's holder, never for a runner that
+#: was taken over. Returns 1 or 0.
 CLAIM: Final = (
     _NOW
     + """
 local key, me = item_key(ARGV[1]), ARGV[2]
 local st = redis.call('HMGET', key, 'state', 'runner', 'started_at')
 if st[1] ~= 'pending' or st[2] ~= me then return 0 end
+if redis.call('SISMEMBER', base .. ':gone', me) == 1 then return 0 end
 local t = now()
 redis.call('HSET', key, 'state', 'submitting', 'error', '', 'updated_at', t)
 if st[3] == false or st[3] == '' then redis.call('HSET', key, 'started_at', t) end
@@ -85,7 +89,8 @@ return 1
 
 #: SUBMITTED(id, me, job_id): record the job id before anyone waits. 1: recorded;
 #: 2: recorded although a taker had marked it unknown meanwhile (the runner was slow, not
-#: dead: the job id is better knowledge); 0: the item is someone else's now.
+#: dead: the job id is better knowledge; if it was taken over, it joins the runners again,
+#: heartbeat-less, so that the next taker resumes the job); 0: the item is someone else's.
 SUBMITTED: Final = (
     _NOW
     + """
@@ -100,6 +105,9 @@ if st[1] == 'unknown' then
   redis.call('HSET', key, 'state', 'submitted', 'job_id', job, 'submitted_at', t,
              'updated_at', t, 'runner', me, 'error', '', 'finished_at', '')
   redis.call('SADD', base .. ':held:' .. me, ARGV[1])
+  if redis.call('SISMEMBER', base .. ':gone', me) == 1 then
+    redis.call('SADD', base .. ':runners', me)  -- taken over already: the next taker resumes it
+  end
   return 2
 end
 return 0
