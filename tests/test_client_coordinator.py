@@ -257,7 +257,7 @@ async def test_possibly_submitted_holds_the_lease_a_while(
     fake_ttapi: FakeTTAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A submit that may have gone through keeps its lease, and lets it go later."""
-    monkeypatch.setattr(coordination_module, "AMBIGUOUS_HOLD", 0.0)
+    monkeypatch.setattr(coordination_module, "AMBIGUOUS_HOLD", 0.0)  # the default of new clients
     coordinator = Watched()
     released = asyncio.Event()
     release = coordinator.release_lease
@@ -372,11 +372,9 @@ async def test_each_request_takes_a_turn_under_a_shared_rate(
     assert coordinator.turns == turns
 
 
-async def test_job_given_up_frees_its_lease_after_the_hold(
-    client: AsyncTTAPI, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_job_given_up_frees_its_lease_after_the_hold(client: AsyncTTAPI) -> None:
     """A job cancelled here (it may still run at the service) gives its lease back after a while."""
-    monkeypatch.setattr(coordination_module, "AMBIGUOUS_HOLD", 0.0)
+    client._coordination.ambiguous_hold = 0.0
     coordinator = client.coordinator
     assert isinstance(coordinator, LocalCoordinator)
     released = asyncio.Event()
@@ -392,6 +390,20 @@ async def test_job_given_up_frees_its_lease_after_the_hold(
     job.cancel()
     await asyncio.wait_for(released.wait(), 10)
     assert coordinator.in_progress("gpt4o") == 0
+
+
+async def test_a_fake_on_scaled_time_scales_the_hold_of_an_ambiguous_lease() -> None:
+    """On an emulator whose jobs run 100x faster, a lease whose submit may have gone through
+    is held 100x shorter: the hold stands for a job's run at the service."""
+    async with FakeTTAPI(time_scale=0.01) as fake, fake.client() as client:
+        assert client._coordination.ambiguous_hold == pytest.approx(
+            coordination_module.AMBIGUOUS_HOLD * 0.01
+        )
+        await client._coordination.ready()
+        loop = asyncio.get_running_loop()
+        client._coordination.hold(Lease("gpt4o", "t", 0))
+        (handle,) = client._coordination._held.values()
+        assert handle.when() - loop.time() <= coordination_module.AMBIGUOUS_HOLD * 0.01
 
 
 async def test_close_keeps_the_leases_of_running_jobs(client: AsyncTTAPI) -> None:

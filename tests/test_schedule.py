@@ -238,6 +238,15 @@ def test_cold_job_past_the_onset_polls_by_its_age() -> None:
     assert wait(state_at(20.0)) == pytest.approx(20.0 * S.sparse_ratio)
 
 
+def test_first_finish_is_an_onset_before_the_estimate_stands() -> None:
+    """In a stream whose younger jobs outnumber the older ones, the first finish is a floor."""
+    wait = learned(S, [20.0])
+    wait.pending = pending_at(*([15.0] * 100 + [25.0] * 10))  # a round under way at 15-20 s
+    assert survival_quantiles([20.0], 1.0, wait.pending, [S.onset_quantile]) == [math.inf]
+    assert wait.onset_known()
+    assert wait.onset_target() == pytest.approx(_COLD_MARGIN * 20.0)
+
+
 def test_cold_wait_skips_to_a_known_onset() -> None:
     """A cold job younger than the onset is polled next just before it, whatever its wait."""
     schedule = PollSchedule(wait=tenacity.wait_fixed(1.0), jitter=0.0)

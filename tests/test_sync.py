@@ -91,6 +91,18 @@ def test_stream_is_an_iterator(client: TTAPI) -> None:
     assert len(kinds) <= 3
 
 
+def test_a_blocking_stream_has_the_answers_headers(client: TTAPI) -> None:
+    """A blocking stream forwards the headers the async stream read with its first event."""
+    with client.images.stream(prompt="a cat", model="gpt-image-1") as events:
+        assert dict(events.headers) == {}
+        first = next(events)
+        assert events.headers["content-type"].startswith("text/event-stream")
+        assert events.request_id is None  # the emulator sends none
+        for _ in events:
+            pass
+    assert first.type.startswith("image_generation.")
+
+
 def test_job_result_times_out_and_the_job_stays_watched(client: TTAPI) -> None:
     """A SyncJob's result(timeout=) raises JobTimeoutError; fetch and cancel still work."""
     job = client.gpt4o.submit(prompt="a fox")

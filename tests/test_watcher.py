@@ -25,7 +25,8 @@ from ttapi_async import (
 )
 from ttapi_async._durations import _bin
 from ttapi_async._models import JobData
-from ttapi_async._schedule import wait_age_fraction
+from ttapi_async._schedule import _COLD_MARGIN, wait_age_fraction
+from ttapi_async._watchentry import FOLLOWER
 from ttapi_async.testing import ManualClock
 
 FIXED = PollSchedule(
@@ -636,7 +637,8 @@ async def test_eta_is_zero_once_done(service: FakeService, clock: ManualClock) -
 async def test_cold_followers_poll_sparsely_until_a_scout_sees_a_finish(
     service: FakeService, clock: ManualClock
 ) -> None:
-    """Past 64 cold jobs of a kind 3 in 4 poll sparsely, and come forward at the first finish."""
+    """Past 64 cold jobs of a kind the others poll sparsely, and come forward at the first
+    finish."""
     cold = wait_age_fraction(0.3, tenacity.wait_fixed(1.0), spread=0.0)
     schedule = PollSchedule(wait=cold, jitter=0.0)
     async with make_watcher(service, clock, schedule=schedule)() as watcher:
@@ -648,9 +650,45 @@ async def test_cold_followers_poll_sparsely_until_a_scout_sees_a_finish(
         await advance(watcher, clock, 11.5)
         follower = [t for t, j in service.calls if j == "j64"]  # the 65th job
         scout = [t for t, j in service.calls if j == "j1"]
-        assert follower == [1.0, 3.0, 9.0]  # twice its age between polls
-        assert len(scout) >= 2 * len(follower)
+        assert follower == [1.0, 4.0]  # three times its age between polls
+        assert len(scout) >= 4 * len(follower)
         await advance(watcher, clock, 3.0)  # j0 is seen done: the onset is ~12 s
         assert watcher.get("j0") is None
         follower = [t for t, j in service.calls if j == "j64"]
-        assert len(follower) == 4 and follower[3] < 16.0  # brought forward from 27 s
+        assert len(follower) == 3 and follower[2] < 15.0  # brought forward from 16 s
+
+
+async def test_a_late_follower_waits_for_what_the_scouts_found(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A follower submitted after the scouts ran 20 s unfinished is first polled at 10 s."""
+    async with make_watcher(service, clock, schedule=PollSchedule(jitter=0.0))() as watcher:
+        for i in range(65):
+            service.add(f"j{i}", 100.0)
+        for i in range(64):
+            watcher.watch(f"j{i}", key="k")
+        await advance(watcher, clock, 20.0)
+        watcher.watch("j64", key="k")
+        await advance(watcher, clock, 9.5)
+        assert [t for t, j in service.calls if j == "j64"] == []
+        await advance(watcher, clock, 0.5)
+        assert [t for t, j in service.calls if j == "j64"] == [pytest.approx(30.0)]
+
+
+async def test_no_followers_once_a_finish_is_known(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """Once a scout has finished, new cold jobs poll from the onset, not as followers."""
+    async with make_watcher(service, clock, schedule=PollSchedule(jitter=0.0))() as watcher:
+        service.add("j0", 5.0)
+        for i in range(1, 64):
+            service.add(f"j{i}", 100.0)
+        for i in range(64):
+            watcher.watch(f"j{i}", key="k")
+        await advance(watcher, clock, 8.0)
+        assert watcher.get("j0") is None
+        service.add("late", 100.0)
+        job = watcher.watch("late", key="k")
+        assert not job.flags & FOLLOWER
+        onset = job.kind.wait._onset
+        assert job.due == pytest.approx(clock() + _COLD_MARGIN * onset)

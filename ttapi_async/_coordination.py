@@ -90,6 +90,9 @@ class ClientCoordination:
         #: jobs resumed by id: their first poll reads the record (a settled one costs no fetch)
         self.resumed: set[str] = set()
         self._held: dict[str, asyncio.TimerHandle] = {}
+        #: seconds a lease of an ambiguous submit is held; an emulator on scaled time
+        #: scales it with its jobs (``FakeTTAPI.client``)
+        self.ambiguous_hold = AMBIGUOUS_HOLD
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -145,7 +148,7 @@ class ClientCoordination:
         if self._closed:
             return
         loop = asyncio.get_running_loop()
-        self._held[lease.token] = loop.call_later(AMBIGUOUS_HOLD, self._let_go, lease)
+        self._held[lease.token] = loop.call_later(self.ambiguous_hold, self._let_go, lease)
 
     def dropped(self, job_id: str, key: str) -> None:
         """A job was given up before its end was seen: stop expecting it, free its lease later.

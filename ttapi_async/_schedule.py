@@ -133,6 +133,14 @@ _COLD_MARGIN = 0.9
 _SURE_SAMPLES = 256
 
 
+#: how many cold jobs of a kind explore (``LearnedWait.scout``)
+_SCOUTS = 64
+#: a follower's first poll, as a share of how long its kind's scouts have run unfinished
+_FOLLOW_FIRST = 0.5
+#: a follower's wait, as a multiple of its age (its polls are a safety net)
+_FOLLOW_RATIO = 3.0
+
+
 class Plan:
     """The quantiles one job's polls are placed by (shared by the jobs submitted together)."""
 
@@ -181,6 +189,7 @@ class LearnedWait(wait_base):
         self._next_moves = 0
         self._generation = stats.generation
         self._explorers = 0
+        self._cold_since = 0.0
         self._announced = False
         self._dense_generation = stats.generation
         #: survival estimates (inf: not known yet)
@@ -229,7 +238,14 @@ class LearnedWait(wait_base):
         found = dict(zip(qs, survival_quantiles(ordered, weight, self.pending, qs), strict=True))
         # An estimate cut short (a poll round under way) does not forget what the last one
         # knew; any new value replaces the old one.
-        self._onset = _known(found[s.onset_quantile], self._onset)
+        onset = found[s.onset_quantile]
+        if onset == math.inf and ordered:
+            # In a stream the estimate stands only once the jobs seen older than the first
+            # finisher outnumber those polled just younger (~1.3x its age): meanwhile
+            # hundreds of jobs would poll blind. As a floor ("none is known to end
+            # earlier") the first finishes serve at once.
+            onset = ordered[0]
+        self._onset = _known(onset, self._onset)
         self._first = _known(found[s.first_quantile], self._first)
         if found[s.dense_from] < math.inf:
             self._dense_from = found[s.dense_from]
@@ -330,15 +346,26 @@ class LearnedWait(wait_base):
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         return self.delay(retry_state, self.plan())
 
-    def scout(self) -> bool:
-        """Tell whether a new cold job should explore (poll finely before any finish).
+    def scout(self, started: float) -> bool:
+        """Tell whether a new cold job, submitted at ``started``, should explore.
 
-        The first 64 jobs of a kind do, then one in 4: a big batch or a busy stream needs
-        only a sample of its jobs to find when jobs of the kind start to finish; the others
-        poll sparsely (``follow``) and are brought forward to the onset once it is known.
+        Only the first 64 cold jobs of a kind do: a big batch or a busy stream needs only a
+        sample of its jobs to find when jobs of the kind start to finish (the first finish
+        comes from the oldest scouts, which later ones cannot overtake); the others poll
+        sparsely (``follow``) and are brought forward to the onset once it is known.
         """
         self._explorers += 1
-        return self._explorers <= 64 or self._explorers % 4 == 0
+        if self._explorers == 1:
+            self._cold_since = started
+        return self._explorers <= _SCOUTS
+
+    def follower_first(self, now: float) -> float:
+        """Return the delay of a follower's first poll, for one submitted at ``now``.
+
+        Half the time the kind's first scouts have run unfinished: none of its jobs is
+        known to end sooner, and the follower is brought forward once one is.
+        """
+        return max(self.schedule.first_delay, _FOLLOW_FIRST * (now - self._cold_since))
 
     def onset_known(self) -> bool:
         """Tell whether any job of this kind is known to have finished by some age."""
@@ -358,9 +385,13 @@ class LearnedWait(wait_base):
         return self._onset * _COLD_MARGIN
 
     def follow(self, age: float) -> float:
-        """Return the wait of a follower (a cold job that is not a scout): twice its age."""
+        """Return the wait of a follower (a cold job that is not a scout): 3x its age.
+
+        Its polls are only a safety net (the scouts' first finish brings it forward), so
+        they are sparse: up to ``max_interval`` apart.
+        """
         s = self.schedule
-        return min(max(2.0 * age, s.min_interval), s.max_interval)
+        return min(max(_FOLLOW_RATIO * age, s.min_interval), s.max_interval)
 
     def remaining(self, age: float) -> float | None:
         """Return the expected seconds left of a job pending at ``age``; None if unknown.

@@ -98,6 +98,16 @@ class SyncImageStream:
     ) -> None:
         self.close()
 
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Return the answer's headers once the first event has been read (empty before)."""
+        return self._stream.headers
+
+    @property
+    def request_id(self) -> str | None:
+        """Return the id the service gave this request, or None."""
+        return self._stream.request_id
+
     def close(self) -> None:
         """Stop reading and release the connection."""
         self._portal.call(self._stream.aclose)

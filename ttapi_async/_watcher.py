@@ -237,15 +237,23 @@ class JobWatcher:
             plan=plan,
         )
         self._jobs[job_id] = job
+        first = 0.0
         if age is not None:
-            if plan is None and wait.schedule.learn and not wait.scout():
+            first = wait.first_delay(plan)
+            if (
+                plan is None
+                and wait.schedule.learn
+                and not wait.onset_known()
+                and not wait.scout(started)
+            ):
                 # Its sparse polls would read as a poll round under way: it counts as a
                 # censored observation only once it follows the common schedule.
                 job.flags |= FOLLOWER
+                first = wait.follower_first(now)
             else:
                 # A right-censored observation of its kind's durations, not seen pending yet.
                 wait.pending.add(0.0)
-        first = 0.0 if age is None else max(wait.first_delay(plan) - age, 0.0)
+            first = max(first - age, 0.0)
         self._push(job, now + first)
         self._dispatcher.start()
         return job

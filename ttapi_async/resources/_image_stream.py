@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._errors import APIConnectionError, APIResponseValidationError, APIStatusError
+from .._headers import HasHeaders
 from .._models import ImageStreamEvent, excerpt, structure
 from .._reading import sse_events
 from .._sse import ServerSentEvent
@@ -22,8 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["ImageStream"]
 
 
-class ImageStream:
-    """An async iterator of ``ImageStreamEvent`` that is also an async context manager."""
+class ImageStream(HasHeaders):
+    """An async iterator of ``ImageStreamEvent`` that is also an async context manager.
+
+    ``headers`` and ``request_id`` are the answer's once the first event has been read
+    (empty / None before). The stream's ``usage`` is counted in ``client.spent`` once, at
+    its first completed event (with ``n`` > 1 every completed event carries the request's).
+    """
 
     def __init__(
         self,
@@ -34,6 +40,7 @@ class ImageStream:
         form: FormFactory | None = None,
         options: RequestOptions | None = None,
         prepare: Callable[[], tuple[Mapping[str, Any] | None, FormFactory | None]] | None = None,
+        model: str | None = None,
     ) -> None:
         # prepare: builds (json_body, form) from files; run on a worker thread when the stream
         # starts, since reading a file may stall (a network file system) and must not do so
@@ -47,6 +54,8 @@ class ImageStream:
         self._stack = contextlib.AsyncExitStack()
         self._events: AsyncIterator[ImageStreamEvent] | None = None
         self._finished = False
+        self._model = model
+        self._headers: Mapping[str, str] | None = None
 
     async def __aenter__(self) -> ImageStream:
         return self
@@ -78,6 +87,7 @@ class ImageStream:
                         options=self._options,
                     )
                 )
+                self._headers = resp.headers
                 idle = self._client._idle_timeout(self._options)
                 self._events = self._parse(
                     sse_events(resp, idle=idle, method="POST", path=self._path)
@@ -119,6 +129,8 @@ class ImageStream:
             if kind == "error" or payload.get("error") is not None:
                 raise _stream_error(payload, redact)
             event = structure({**payload, "type": kind}, ImageStreamEvent, redact=redact)
+            if event.completed and not completed:
+                self._client.spent.add_usage(self._model, event.usage)
             # Read on after a completed event: with n > 1, each image completes on its own.
             completed = completed or event.completed
             yield event

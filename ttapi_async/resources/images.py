@@ -187,7 +187,9 @@ class Images(Resource):
         options = self._options(
             timeout, max_retries, NOT_GIVEN, extra_headers, idle_timeout=idle_timeout
         )
-        return ImageStream(self._client, GENERATIONS, json_body=body, options=options)
+        return ImageStream(
+            self._client, GENERATIONS, json_body=body, options=options, model=_model_of(model)
+        )
 
     async def edit(
         self,
@@ -300,12 +302,20 @@ class Images(Resource):
                 self._client,
                 EDITS,
                 options=options,
+                model=_model_of(model),
                 prepare=functools.partial(
                     self._edit_body, fields, image, mask, validate, extra_body
                 ),
             )
         json_body, form = self._edit_body(fields, image, mask, validate, extra_body)
-        return ImageStream(self._client, EDITS, json_body=json_body, form=form, options=options)
+        return ImageStream(
+            self._client,
+            EDITS,
+            json_body=json_body,
+            form=form,
+            options=options,
+            model=_model_of(model),
+        )
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -383,7 +393,7 @@ def _images_response(
         payload = maybe_unwrap(payload, status_code=status, headers=headers, redact=redact)
     response = structure(payload, ImagesResponse, status_code=status, redact=redact)
     set_images_headers(response, headers)
-    client.spent.add_usage(model if isinstance(model, str) else None, response.usage)
+    client.spent.add_usage(_model_of(model), response.usage)
     return bind(response, client)
 
 
@@ -405,3 +415,8 @@ def _is_file_tuple(value: Sequence[Any]) -> bool:
         and isinstance(value[0], str)
         and isinstance(value[1], (bytes, bytearray))
     )
+
+
+def _model_of(model: object) -> str | None:
+    """Return the model a request names (None: not given, the service's default)."""
+    return model if isinstance(model, str) else None

@@ -267,6 +267,8 @@ class FakeTTAPI(JobControl):
         ``hookUrl`` wait for their callback), so ``clock.advance(6)`` then ``await job``
         finishes a 5 s job; and a job left pending while the clock stands still for
         ``manual_clock_stall`` real seconds fails with an error saying so, never hangs.
+        On scaled time, the lease of a submit whose outcome is unknown is held for the
+        scaled time too.
         """
         from .._client import AsyncTTAPI
         from .._schedule import PollSchedule
@@ -278,6 +280,9 @@ class FakeTTAPI(JobControl):
             self._drivers.append(ClockDriver(self, client.watcher, self.clock))
         if self.time_scale != 1.0:
             client.watcher.configure(schedule=PollSchedule().scaled(self.time_scale))
+            # A submit whose outcome is unknown holds its lease about as long as a job
+            # may run, on the fake's time too (unscaled, a chaos run waits 2 minutes).
+            client._coordination.ambiguous_hold *= self.time_scale
         return client
 
     # --- introspection ----------------------------------------------------------------
