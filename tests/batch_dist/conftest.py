@@ -54,15 +54,19 @@ def namespace() -> str:
 async def shared_clients(
     batch_redis: RedisServer, namespace: str
 ) -> AsyncIterator[Callable[..., Any]]:
-    """Return a factory of FakeTTAPI clients, each with its own RedisCoordinator (fast beats)."""
+    """Return a factory of FakeTTAPI clients, each with its own RedisCoordinator.
+
+    The coordinator beats rarely (as in the coordination tests): a close that lands while
+    its heartbeat is in a Redis call can lose the cancel and hang (reported with issue 11);
+    the batch's own heartbeat is set per runner (``ttl``).
+    """
     from ttapi_async._schedule import PollSchedule
     from ttapi_async.coordination import RedisCoordinator
 
     made: list[Any] = []
 
     async def make(fake: Any, *, url: str | None = None, **coord: Any) -> Any:
-        coord.setdefault("heartbeat", 0.2)
-        coord.setdefault("dead_after", 3)
+        coord.setdefault("heartbeat", 3600.0)
         coordinator = RedisCoordinator(url or batch_redis.url, namespace=namespace, **coord)
         client = fake.client(coordinator=coordinator)
         await client.__aenter__()

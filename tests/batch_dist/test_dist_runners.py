@@ -13,6 +13,7 @@ from ttapi_async.batch import (
     BatchOutcome,
     BatchRequest,
     RedisDurabilityError,
+    SharedBatchRunner,
     SharedInputChangedError,
     run_batch,
 )
@@ -21,6 +22,7 @@ from ttapi_async.batch._shared_plan import count_states, plan_batch
 from ttapi_async.testing import Duration, FakeTTAPI
 
 SCALE = 0.002  # a 10-second job takes 20 ms
+TTL = 0.6  # the batch heartbeat key's life: beats every 0.2 s
 
 
 def prompts(n: int, prefix: str = "cat") -> list[BatchRequest]:
@@ -30,7 +32,14 @@ def prompts(n: int, prefix: str = "cat") -> list[BatchRequest]:
 async def collect(client: Any, requests: list[BatchRequest], out: Path, **kw: Any) -> list[Any]:
     kw.setdefault("name", "cats")
     kw.setdefault("accept_risk", True)
-    return [o async for o in run_batch(client, requests, out_dir=out, **kw)]
+    from ttapi_async.coordination import RedisCoordinator
+
+    shared = isinstance(client.coordinator, RedisCoordinator)
+    if kw.get("name") is None or "coordinator" in kw or not shared:
+        return [o async for o in run_batch(client, requests, out_dir=out, **kw)]
+    # Fast batch beats, while the coordinator's own stay rare (see the fixture).
+    runner = SharedBatchRunner(client, out, ttl=TTL, **kw)
+    return [o async for o in runner.run(requests)]
 
 
 def store_of(client: Any, name: str = "cats") -> Store:
@@ -204,3 +213,54 @@ async def test_run_batch_refuses_what_cannot_be_shared(shared_clients: Any, tmp_
             with pytest.raises(ValueError, match="needs a RedisCoordinator"):
                 await collect(local, prompts(1), tmp_path / "b")
         assert fake.stats().submissions_by_prompt == {}
+
+
+async def test_a_runner_taken_over_is_fenced_and_stops(shared_clients: Any, tmp_path: Path) -> None:
+    """A runner found in the taken-over set gets no items and stops with a rejoin hint."""
+    async with FakeTTAPI(time_scale=SCALE) as fake:
+        client = await shared_clients(fake)
+        runner = SharedBatchRunner(client, tmp_path / "a", name="cats", accept_risk=True, ttl=TTL)
+        await runner.aplan(prompts(3))
+        assert runner.store is not None and runner._shared is not None
+        await runner.store.redis.sadd(runner.store.key("gone"), runner._shared.runner)
+        outcomes = [o async for o in runner.run()]
+        assert fake.stats().submissions_by_prompt == {}
+    assert outcomes == []
+    assert runner.stats.stopped_reason is not None
+    assert "taken over" in runner.stats.stopped_reason
+    assert "run the same command again" in runner.stats.stopped_reason
+
+
+async def test_journal_reads_and_notes(shared_clients: Any, tmp_path: Path) -> None:
+    """aget reads an item (None if unknown), note records an error, acounts counts the held."""
+    async with FakeTTAPI(time_scale=SCALE) as fake:
+        client = await shared_clients(fake)
+        await client.open_coordinator()
+        store = store_of(client)
+        await plan_batch(store, prompts(2), name="cats", planner="a")
+        journal = SharedJournal(store, "a", out=str(tmp_path), host="h")
+        [row] = await journal.fetch(("pending",), -1, chunk=1)
+        assert await journal.fetch(("submitted",), -1) == []
+        assert await journal.mark_submitting(row.id)
+        await journal.mark_submitted(row.id, "job-1")
+        await journal.note(row.id, "still running at the deadline")
+        got = await journal.aget(row.id)
+        counts = await journal.acounts()
+        missing = await journal.aget("nope")
+        await journal.drain()
+        journal.close()
+    assert got is not None and got.job_id == "job-1" and got.state == "submitted"
+    assert got.error == "still running at the deadline"
+    assert counts["submitted"] == 1 and sum(counts.values()) == 1
+    assert missing is None
+
+
+async def test_shared_runner_plans_only_through_redis(shared_clients: Any, tmp_path: Path) -> None:
+    """plan() is refused (it would open a local journal); run() needs requests or aplan()."""
+    async with FakeTTAPI(time_scale=SCALE) as fake:
+        client = await shared_clients(fake)
+        runner = SharedBatchRunner(client, tmp_path, name="cats", accept_risk=True)
+        with pytest.raises(TypeError, match="aplan"):
+            runner.plan(prompts(1))
+        with pytest.raises(ValueError, match="aplan"):
+            [o async for o in runner.run()]

@@ -77,7 +77,9 @@ class SharedBatchRunner(BatchRunner):
     Every runner of a name gives the same requests; the first records them, the others
     join. Images go to this runner's ``out_dir``; the batch's record says which runner
     (and folder, and host) holds each file. Redis must persist every write
-    (``appendonly yes``, ``appendfsync always``) unless ``accept_risk``.
+    (``appendonly yes``, ``appendfsync always``) unless ``accept_risk``. ``ttl`` is how
+    long a silent runner keeps its items (default: the coordinator's
+    ``dead_after_seconds``); the runner beats every third of it.
     """
 
     refetch = True
@@ -90,6 +92,7 @@ class SharedBatchRunner(BatchRunner):
         name: str,
         coordinator: RedisCoordinator | None = None,
         accept_risk: bool = False,
+        ttl: float | None = None,
         **options: Any,
     ) -> None:
         super().__init__(client, out_dir, **options)
@@ -100,7 +103,8 @@ class SharedBatchRunner(BatchRunner):
         self.store_down: str | None = None
         #: the batch's counts per state when the run ended (every runner's items)
         self.final_counts: dict[str, int] | None = None
-        self.ttl = self.coordinator.dead_after_seconds
+        #: how long this runner's heartbeat key lives: silent that long, it is taken over
+        self.ttl = self.coordinator.dead_after_seconds if ttl is None else ttl
         self.period = self.ttl / 3
         self.idle_poll = self.period
         self.store: Store | None = None
