@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -55,8 +56,17 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; ``stop``/``start`` again keep the port (an outage and a return)."""
 
-    def __init__(self, binary: str, directory: Path, *, password: str | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        directory: Path,
+        *,
+        password: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.binary = binary
+        #: more redis-server arguments (the batch tests turn the append-only file on)
+        self.extra_args = tuple(extra_args)
         self.directory = directory
         self.password = password
         self.port = free_port()
@@ -78,6 +88,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra_args
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert self.process.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT

@@ -12,7 +12,14 @@
 
 Running it again over the same folder resumes where it stopped. ``read_requests`` reads a
 JSONL or plain-text prompt file; the ``ttapi batch`` command wraps all of it.
+
+One batch, many machines: give the client a ``RedisCoordinator`` and the batch a name
+(``run_batch(client, requests, out_dir=..., name="cats")``); every runner of that name
+takes a share, each item is submitted once across them, a dead runner's items are taken
+over (``SharedBatchRunner``, docs/distributed-batch.md).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     FolderLockedError,
@@ -28,7 +35,12 @@ from ._limiter import AdaptiveLimiter
 from ._names import safe_stem
 from ._outcome import BatchOutcome, BatchStats, OutcomeState
 from ._outputs import MANIFEST_NAME
-from ._runner import BatchRunner, run_batch
+from ._runner import BatchRunner
+from ._shared_entry import run_batch
+from ._shared_errors import RedisDurabilityError, SharedInputChangedError, SharedStoreError
+
+if TYPE_CHECKING:
+    from ._shared_runner import SharedBatchRunner
 
 __all__ = [
     "JOURNAL_NAME",
@@ -51,6 +63,10 @@ __all__ = [
     "Kind",
     "OutcomeState",
     "OutputFolderError",
+    "RedisDurabilityError",
+    "SharedBatchRunner",
+    "SharedInputChangedError",
+    "SharedStoreError",
     "SyncReport",
     "UnjournaledOutputError",
     "file_fingerprint",
@@ -58,3 +74,12 @@ __all__ = [
     "run_batch",
     "safe_stem",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The shared runner imports redis: only when it is asked for.
+    if name == "SharedBatchRunner":
+        from ._shared_runner import SharedBatchRunner
+
+        return SharedBatchRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

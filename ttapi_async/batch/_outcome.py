@@ -12,8 +12,8 @@ import attrs
 
 from .._redact import redact
 from ._errors import JournalWriteError
-from ._journal import Journal
 from ._outputs import Manifest, manifest_line
+from ._shared_api import JournalAPI
 from ._states import DONE, ItemRow, SyncReport
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class Endings:
 
     def __init__(
         self,
-        journal: Journal,
+        journal: JournalAPI,
         manifest: Manifest | None,
         stats: BatchStats,
         out_dir: Path,

@@ -26,13 +26,14 @@ from ._journal import Journal
 from ._limiter import AdaptiveLimiter
 from ._outcome import BatchOutcome, BatchStats, Endings, OutcomeState
 from ._outputs import Manifest
+from ._shared_api import JournalAPI
 from ._states import DONE, PENDING, SUBMITTED, ItemRow, SyncReport
 from ._steps import ItemSteps, RetryState, Stopped
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
 
-__all__ = ["BatchOutcome", "BatchRunner", "BatchStats", "OutcomeState", "run_batch"]
+__all__ = ["BatchOutcome", "BatchRunner", "BatchStats", "OutcomeState"]
 
 
 class BatchRunner(ItemSteps):
@@ -56,6 +57,11 @@ class BatchRunner(ItemSteps):
 
     #: The journal class (a test can give one whose writes fail).
     journal_type: ClassVar[type[Journal]] = Journal
+    #: Ask the journal for items again after every change, even once it had none left
+    #: (a shared batch: a dead runner's items may be queued again meanwhile).
+    refetch: ClassVar[bool] = False
+    #: The longest the producer waits for a change before it looks again (None: no limit).
+    idle_poll: float | None = None
 
     def __init__(
         self,
@@ -89,7 +95,7 @@ class BatchRunner(ItemSteps):
         self._sleep = sleep or _sleep
         self.stats = BatchStats()
         self.limiters: dict[str, AdaptiveLimiter] = {}
-        self._journal: Journal | None = None
+        self._journal: JournalAPI | None = None
         self._lock = FolderLock(self.out_dir)
         self._endings: Endings | None = None
         self._outcomes: asyncio.Queue[BatchOutcome | None] | None = None
@@ -236,7 +242,7 @@ class BatchRunner(ItemSteps):
                     await asyncio.gather(*self._tasks, return_exceptions=True)
                 await self._settle_journal(journal)
                 with contextlib.suppress(OSError):
-                    manifest.compact(journal)
+                    self._compact(manifest, journal)
                 with contextlib.suppress(OSError, ValueError):
                     await gallery.aclose()
             finally:
@@ -248,7 +254,7 @@ class BatchRunner(ItemSteps):
                 self.stats.finished = time.monotonic()
                 self._outcomes.put_nowait(None)
 
-    async def _settle_journal(self, journal: Journal) -> None:
+    async def _settle_journal(self, journal: JournalAPI) -> None:
         """Commit everything; record the job ids a failed commit left out, if it can now."""
         for item_id, job_id in tuple(self._unrecorded.items()):
             with contextlib.suppress(JournalWriteError):
@@ -260,6 +266,10 @@ class BatchRunner(ItemSteps):
         except JournalWriteError as exc:
             self._write_failed(exc)
         self.stats.unrecorded = dict(self._unrecorded)
+
+    def _compact(self, manifest: Manifest, journal: JournalAPI) -> None:
+        if isinstance(journal, Journal):
+            manifest.compact(journal)
 
     def close(self) -> None:
         """Close the journal and let the folder go: for a ``plan()`` not followed by ``run()``."""
@@ -295,7 +305,11 @@ class BatchRunner(ItemSteps):
         while not self._stopping:
             row, held = held or self._due_retry(), None
             if row is None and not fresh and not exhausted:
-                fresh.extend(await self._journal.fetch((PENDING,), after))
+                try:
+                    fresh.extend(await self._journal.fetch((PENDING,), after))
+                except JournalWriteError as exc:  # a shared store that became unreachable
+                    self._write_failed(exc)
+                    return
                 if fresh:
                     after = fresh[-1].seq
                 else:
@@ -304,8 +318,12 @@ class BatchRunner(ItemSteps):
                 row = fresh.popleft()
             if row is None:
                 if not self._retries and not self._tasks:
-                    return
+                    if not await self._more_later():
+                        return
+                    exhausted = False
+                    continue
                 await self._wait_for_change()
+                exhausted = exhausted and not self.refetch
                 continue
             if self.budget is not None:
                 decided = self.budget.check(row.kind)
@@ -323,6 +341,11 @@ class BatchRunner(ItemSteps):
                 return
             self._spawn(self._item(row, slot), row.kind)
 
+    async def _more_later(self) -> bool:
+        """Return True when items may still come to this run once it has none (a shared
+        batch whose other runners still hold work); wait a little before returning True."""
+        return False
+
     def _due_retry(self) -> ItemRow | None:
         if not self._retries:
             return None
@@ -337,6 +360,8 @@ class BatchRunner(ItemSteps):
         timeout = None
         if self._retries:
             timeout = max(0.0, min(r.not_before for r in self._retries) - time.monotonic())
+        if self.idle_poll is not None:
+            timeout = self.idle_poll if timeout is None else min(timeout, self.idle_poll)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
 
@@ -367,33 +392,3 @@ async def _sleep(seconds: float) -> None:
         await asyncio.sleep(seconds)
     else:
         await asyncio.sleep(0)
-
-
-async def run_batch(
-    client: AsyncTTAPI,
-    requests: Iterable[BatchRequest],
-    *,
-    out_dir: str | Path,
-    concurrency: int = 100,
-    retry_failed: bool = False,
-    resubmit_unknown: bool = False,
-    force: bool = False,
-    max_quota: int | None = None,
-    max_tokens: int | None = None,
-) -> AsyncIterator[BatchOutcome]:
-    """Run a batch into ``out_dir`` and yield each item's outcome as it ends.
-
-    A shortcut for ``BatchRunner(client, out_dir, ...).run(requests)``; see ``BatchRunner``.
-    """
-    runner = BatchRunner(
-        client,
-        out_dir,
-        concurrency=concurrency,
-        retry_failed=retry_failed,
-        resubmit_unknown=resubmit_unknown,
-        force=force,
-        max_quota=max_quota,
-        max_tokens=max_tokens,
-    )
-    async for outcome in runner.run(requests):
-        yield outcome

@@ -22,11 +22,11 @@ from .._errors import InvalidRequestError
 from .._retry import is_testing, retry_after_of
 from ._errors import JournalWriteError
 from ._input import FAMILY_OF, JOB_KINDS
-from ._journal import Journal
 from ._limiter import AdaptiveLimiter, Slot
 from ._outcome import BatchOutcome, BatchStats, Endings
 from ._outputs import save_b64, save_url
 from ._policy import Action, Stage, decide, disk_full, explain
+from ._shared_api import JournalAPI
 from ._states import PENDING, SUBMITTED, ItemRow
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class ItemSteps:
     out_dir: Path
     stats: BatchStats
     max_attempts: int
-    _journal: Journal | None
+    _journal: JournalAPI | None
     _endings: Endings | None
     _stop: asyncio.Future[None] | None
     _retries: collections.deque[RetryState]

@@ -13,6 +13,7 @@ import click
 
 from .._redact import RedactingFilter
 from ._batch import batch
+from ._batch_shared import batch_collect, batch_status
 from ._common import EXIT_INTERRUPTED, FAKE_SETTINGS, CliError, UsageError, echo
 from ._gallery import gallery
 from ._oneshot import edit, fake_server, fetch, generate, submit
@@ -65,7 +66,8 @@ def cli(
             handler.addFilter(RedactingFilter())
 
 
-for _command in (batch, generate, edit, submit, fetch, fake_server, gallery):
+for _command in (batch, batch_status, batch_collect, generate, edit, submit, fetch, fake_server,
+                 gallery):  # fmt: skip
     cli.add_command(_command)
 
 

@@ -15,6 +15,7 @@ import click
 
 from ..batch import KINDS, BatchRunner, file_fingerprint, read_requests
 from ..batch._progress import JsonEvents, RichProgress, summary_lines, summary_record
+from ._batch_shared import EXIT_STORE, coordinator_option, shared_of
 from ._common import EXIT_INTERRUPTED, arun, echo, open_client
 from ._demo import demo_input
 
@@ -94,6 +95,18 @@ def _parse_param(values: Sequence[str]) -> dict[str, Any]:
     type=click.IntRange(0),
     help="Spending cap in usage tokens (generate, edit): stop submitting before passing it.",
 )
+@coordinator_option
+@click.option(
+    "--name",
+    help="Share the batch through --coordinator's Redis: every runner given this name "
+    "takes a part, each item is submitted once across them (docs/distributed-batch.md).",
+)
+@click.option(
+    "--accept-redis-risk",
+    is_flag=True,
+    help="Run a shared batch on a Redis that does not fsync every write (after a Redis "
+    "restart an item may be paid twice).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--jsonl", is_flag=True, help="Write machine-readable events to stdout.")
 @click.pass_context
@@ -114,6 +127,9 @@ def batch(
     force: bool,
     max_quota: int | None,
     max_tokens: int | None,
+    coordinator_url: str | None,
+    name: str | None,
+    accept_redis_risk: bool,
     quiet: bool,
     jsonl: bool,
 ) -> int:
@@ -126,7 +142,16 @@ def batch(
     plus what is in flight (at the cost learned from finished items) never passes the cap;
     items not submitted stay pending for a later run. Exit status: 0 when every item is
     done, 1 when any failed, 3 when the spending cap stopped the run, 130 after Ctrl-C.
+
+    With --name (and --coordinator or $TTAPI_COORDINATOR) the batch is shared: run the same
+    command on every machine; the first records the batch, the others join, a dead
+    runner's items are taken over. Redis must fsync every write (--accept-redis-risk
+    otherwise). Exit status 0 then means every item of the batch is done, and 4 that Redis
+    trouble stopped this runner (run it again once Redis is back).
     """
+    client_kw: dict[str, Any] = {}
+    if coordinator_url or name is not None:
+        client_kw["coordinator"] = shared_of(coordinator_url, required=name is not None)
     defaults = {"model": model, "size": size, "quality": quality, **_parse_param(params)}
     code = arun(
         _batch(
@@ -141,6 +166,8 @@ def batch(
             resubmit_unknown=resubmit_unknown,
             force=force,
             caps=(max_quota, max_tokens),
+            shared=(name, accept_redis_risk),
+            client_kw=client_kw,
             quiet=quiet,
             jsonl=jsonl,
         )
@@ -162,14 +189,15 @@ async def _batch(
     resubmit_unknown: bool,
     force: bool,
     caps: tuple[int | None, int | None] = (None, None),
+    shared: tuple[str | None, bool] = (None, False),
+    client_kw: dict[str, Any] | None = None,
     quiet: bool,
     jsonl: bool,
 ) -> int:
     events = JsonEvents(sys.stdout) if jsonl else None
-    async with open_client(ctx, fake=fake) as client:
-        runner = BatchRunner(
-            client,
-            out_dir,
+    name, accept_risk = shared
+    async with open_client(ctx, fake=fake, **(client_kw or {})) as client:
+        options: dict[str, Any] = dict(
             concurrency=concurrency,
             retry_failed=retry_failed,
             resubmit_unknown=resubmit_unknown,
@@ -177,9 +205,22 @@ async def _batch(
             max_quota=caps[0],
             max_tokens=caps[1],
         )
-        report = runner.plan(
-            read_requests(file, kind=kind, defaults=defaults), file_hash=file_fingerprint(file)
-        )
+        requests = read_requests(file, kind=kind, defaults=defaults)
+        runner: BatchRunner
+        if name is None:
+            runner = BatchRunner(client, out_dir, **options)
+            report = runner.plan(requests, file_hash=file_fingerprint(file))
+        else:
+            from ..batch import SharedBatchRunner, SharedStoreError
+
+            runner = SharedBatchRunner(
+                client, out_dir, name=name, accept_risk=accept_risk, **options
+            )
+            try:
+                report = await runner.aplan(requests, file_hash=file_fingerprint(file))
+            except SharedStoreError as exc:
+                echo(f"error: {exc}", err=True)
+                return EXIT_STORE
         stats = runner.stats
         if events is not None:
             events.emit(
@@ -205,8 +246,16 @@ async def _batch(
                         events.item(outcome)
                     if progress is not None and not outcome.ok:
                         progress.report(outcome)
+    store_down = getattr(runner, "store_down", None)
+    if store_down is not None:  # one line, and the hint: the batch resumes from Redis
+        echo(f"error: {store_down}", err=True)
+        return EXIT_STORE
+    final = getattr(runner, "final_counts", None)
     if events is not None:
-        events.emit("summary", **summary_record(stats))
+        record = summary_record(stats)
+        if final is not None:
+            record["batch"] = final
+        events.emit("summary", **record)
     if not quiet:
         for line in summary_lines(stats, str(out_dir)):
             echo(line, err=True)
@@ -216,6 +265,10 @@ async def _batch(
                 "run reports them failed, and --retry-failed submits them again",
                 err=True,
             )
+        if final is not None:
+            left = sum(final.values()) - final["done"]
+            echo(f"batch {name!r}: {final['done']} done, {left} not done, of "
+                 f"{sum(final.values())} (every runner)", err=True)  # fmt: skip
     elif stats.stopped_reason:
         echo(f"error: {stats.stopped_reason}", err=True)
     elif stats.capped:
@@ -224,6 +277,8 @@ async def _batch(
         return EXIT_INTERRUPTED
     if stats.capped:
         return EXIT_CAPPED
+    if final is not None:
+        return 0 if final["done"] == sum(final.values()) else 1
     if stats.failed or stats.unknown or stats.remaining or stats.still_submitted:
         return 1
     return 0
