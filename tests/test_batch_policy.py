@@ -17,6 +17,7 @@ from ttapi_async import (
 from ttapi_async._errors import status_error_class
 from ttapi_async.batch import JournalWriteError
 from ttapi_async.batch._policy import Action, Stage, Verdict, decide, disk_full, explain
+from ttapi_async.coordination import LeaseTimeoutError
 
 
 def _status(code: int, body: object = None) -> APIStatusError:
@@ -47,6 +48,7 @@ TABLE = [
     (SUBMIT, _status(499), REFUSED, False),
     (SUBMIT, APIConnectionError("refused"), RETRY, False),
     (SUBMIT, _status(503), RETRY, False),
+    (SUBMIT, LeaseTimeoutError("no room", product="gpt4o"), RETRY, False),  # nothing sent
     # ... what may have reached the service is never sent again unasked.
     (SUBMIT, APIConnectionError("reset", possibly_submitted=True), UNKNOWN, False),
     (SUBMIT, _status(502), UNKNOWN, False),

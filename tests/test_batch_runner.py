@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import json
@@ -22,7 +23,7 @@ from ttapi_async.batch import (
     Journal,
     run_batch,
 )
-from ttapi_async.testing import Duration, FakeTTAPI, FaultRule
+from ttapi_async.testing import Duration, FakeTTAPI, FaultRule, ManualClock
 
 SCALE = 0.002  # a 10-second job takes 20 ms
 
@@ -351,3 +352,35 @@ async def test_interrupted_summary_counts_the_jobs_still_running(tmp_path: Path)
     assert f"{submitted} submitted job(s) are still running" in text
     assert "not submitted again" in text
     assert summary_record(stats)["still_submitted"] == submitted
+
+
+async def test_stop_ends_an_items_wait_for_a_lease_and_sends_nothing(tmp_path: Path) -> None:
+    """An item waiting for room under the account's limit when the run stops gives the wait
+    up and stays pending, unsent: the one lease is held by a job the stop let go (for the
+    ambiguous hold, 2 minutes), so waiting on would hang the stop that long."""
+    from ttapi_async.coordination import LimitSettings, LocalCoordinator
+
+    coordinator = LocalCoordinator(LimitSettings(cap=1, initial=1))
+    async with (
+        FakeTTAPI(clock=ManualClock(), job_duration=Duration.fixed(600)) as fake,
+        fake.client(coordinator=coordinator) as client,
+    ):
+        runner = BatchRunner(client, tmp_path, concurrency=2)
+
+        async def stop_when_the_second_waits() -> None:
+            for _ in range(100_000):  # bounded: a few event-loop turns in practice
+                if runner.stats.submit_requests == 2 and fake.stats().submissions_by_prompt:
+                    runner.stop()
+                    return
+                await asyncio.sleep(0)
+            raise AssertionError("the second item never started its submit")
+
+        stopper = asyncio.ensure_future(stop_when_the_second_waits())
+        ended = await asyncio.wait_for(collect(runner, jobs(2)), 30)
+        await stopper
+        sent = dict(fake.stats().submissions_by_prompt)
+    assert ended == []  # one job stays submitted for a resume, one item waits its turn
+    assert sum(sent.values()) == 1
+    with Journal.open(tmp_path) as journal:
+        states = sorted(row.state for row in journal.rows())
+    assert states == ["pending", "submitted"]

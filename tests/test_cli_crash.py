@@ -59,13 +59,32 @@ def prompts(tmp_path: Path) -> Path:
     return path
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_batch_left_running() -> Iterator[None]:
+    """A test that fails mid-run kills the batch it started (by PID), so no later test
+    meets its leftover process or pipe."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(TIMEOUT)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
 def start(url: str, key: str, prompts: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "ttapi_async.cli", "--base-url", url, "--api-key", key,
          "--poll-scale", str(SCALE), "batch", str(prompts), "--out", str(out), "--quiet",
          "--concurrency", "8", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    _STARTED.append(proc)
+    return proc
 
 
 def states(out: Path) -> dict[str, str]:

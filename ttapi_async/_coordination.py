@@ -75,6 +75,11 @@ class ClientCoordination:
         # is a round trip, worth it only when a rate is set (a pause also holds new leases).
         limits = getattr(coordinator, "limits", None)
         self._rated = not isinstance(limits, LimitSettings) or limits.rate is not None
+        # A RedisCoordinator knows which of this worker's jobs another worker is confirming
+        # (its claim was pushed here): a poll of one, a callback's or not, waits for that.
+        self._elsewhere: Callable[[str], bool] | None = getattr(
+            coordinator, "confirming_elsewhere", None
+        )
         self._open = False
         self._closed = False
         #: job ids whose terminal status this process is recording now (its listener then
@@ -117,7 +122,7 @@ class ClientCoordination:
             return
         self._closed = True
         for handle in self._held.values():
-            handle.cancel()  # held leases lapse with the coordinator (Redis: their TTL)
+            handle.cancel()  # the coordinator's close frees them (Redis: RETIRE)
         self._held.clear()
         for task in list(self._tasks):
             task.cancel()
@@ -205,6 +210,10 @@ class ClientCoordination:
         again later.
         """
         coordinator = await self.ready()
+        if self._elsewhere is not None and self._elsewhere(job_id):
+            # One confirming fetch per job across workers: the claim's holder makes it, and
+            # its settle resolves the job here.
+            return last(job_id) or JobStatus(job_id, "ON_QUEUE")
         if (self.lost or self.resumed) and (job_id in self.lost or job_id in self.resumed):
             self.resumed.discard(job_id)
             record = await coordinator.get_record(job_id)

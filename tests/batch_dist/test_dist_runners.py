@@ -264,3 +264,21 @@ async def test_shared_runner_plans_only_through_redis(shared_clients: Any, tmp_p
             runner.plan(prompts(1))
         with pytest.raises(ValueError, match="aplan"):
             [o async for o in runner.run()]
+
+
+async def test_redis_lost_mid_run_stops_the_runner_with_a_resume_hint(
+    durable_redis: Any, shared_clients: Any, tmp_path: Path
+) -> None:
+    """Redis killed after the first outcome: the runner stops, store_down says how to resume."""
+    async with FakeTTAPI(time_scale=SCALE, job_duration=Duration.uniform(5, 15)) as fake:
+        client = await shared_clients(fake, url=durable_redis.url)
+        runner = SharedBatchRunner(client, tmp_path / "a", name="cats", ttl=TTL, concurrency=2)
+        seen = []
+        async for outcome in runner.run(prompts(40)):
+            seen.append(outcome)
+            if len(seen) == 1:
+                durable_redis.kill()
+    assert 1 <= len(seen) < 40
+    assert runner.store_down is not None and runner.store_down.startswith("Redis unreachable")
+    assert "run the same command again" in runner.store_down
+    assert runner.stopping and runner.final_counts is None

@@ -81,3 +81,52 @@ async def test_first_terminal_status_wins_across_workers(
     later: Any = await workers.a.coordinator.settle(job.id, status="SUCCESS", answer="{}")
     assert not later.won and later.record.status == "FAILED"
     assert requests_to(fake_ttapi, FETCH_4O) == 0
+
+
+async def test_a_callback_on_the_owner_costs_one_fetch_and_no_claim(
+    workers: Workers, fake_ttapi: FakeTTAPI
+) -> None:
+    """The owner's own callback: its one fetch, then SETTLE; no record read, no claim."""
+    from _counting import Commands
+
+    job = await workers.a.gpt4o.submit(prompt="a fox")
+    fake_ttapi.finish_job(job.id)
+    await workers.hook_a.start()
+    commands = Commands(workers.a.coordinator)
+    code, _ = await workers.hook_a.handle({"token": workers.hook_a.token}, callback_body(job.id))
+    assert code == 200
+    await asyncio.wait_for(job.wait(), 10)
+    assert dict(commands.counts) == {"SETTLE": 1}
+    assert requests_to(fake_ttapi, FETCH_4O) == 1
+
+
+async def test_a_claim_held_by_another_worker_spares_the_owners_fetch(
+    workers: Workers, fake_ttapi: FakeTTAPI
+) -> None:
+    """B claimed A's job: a callback that reaches A too makes no fetch; B's settle resolves A."""
+    from _counting import on_push
+
+    job = await workers.a.gpt4o.submit(prompt="a fox")
+    claimed = on_push(workers.a.coordinator, "claim")
+    assert await workers.b.coordinator.claim_confirm(job.id)
+    await asyncio.wait_for(claimed.wait(), 10)
+    polled = asyncio.Event()
+    coordination = workers.a._coordination
+    before_poll = coordination.before_poll
+
+    async def noting(job_id: str, last: Any) -> Any:
+        try:
+            return await before_poll(job_id, last)
+        finally:
+            polled.set()
+
+    coordination.before_poll = noting  # type: ignore[method-assign]
+    await workers.hook_a.start()
+    code, _ = await workers.hook_a.handle({"token": workers.hook_a.token}, callback_body(job.id))
+    assert code == 200
+    await asyncio.wait_for(polled.wait(), 10)  # the callback's poll ran, and did not fetch
+    assert requests_to(fake_ttapi, FETCH_4O) == 0
+    answer = json.dumps({"jobId": job.id, "status": "SUCCESS", "data": {"imageUrl": "u"}})
+    await workers.b.coordinator.settle(job.id, status="SUCCESS", answer=answer)
+    assert (await asyncio.wait_for(job.wait(), 10)).image_url == "u"
+    assert requests_to(fake_ttapi, FETCH_4O) == 0

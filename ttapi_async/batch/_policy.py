@@ -23,6 +23,7 @@ from .._errors import (
     InvalidRequestError,
     JobFailedError,
     JobTimeoutError,
+    LeaseTimeoutError,
     NotFoundError,
     PermissionDeniedError,
     QueueFullError,
@@ -101,6 +102,8 @@ def _submit_action(exc: BaseException) -> Action:
         return Action.REFUSED
     if isinstance(exc, InvalidRequestError):
         return Action.FAIL
+    if isinstance(exc, LeaseTimeoutError):
+        return Action.RETRY  # no room came free in time: nothing was sent
     if isinstance(exc, APIConnectionError):
         return Action.UNKNOWN if exc.possibly_submitted else Action.RETRY
     if isinstance(exc, APIStatusError):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._redact import redact
 from .._retry import is_testing
+from ..resources._leased import lease_wait_ends
 from ._budget import Budget, Verdict
 from ._errors import JournalWriteError
 from ._folder import FolderLock, refuse_unjournaled
@@ -222,7 +223,10 @@ class BatchRunner(ItemSteps):
                 main.exception()  # seen: a KeyboardInterrupt in it surfaces where it was raised
 
     async def _main(self) -> None:
-        assert self._journal is not None and self._outcomes is not None
+        assert self._journal is not None and self._outcomes is not None and self._stop is not None
+        # An item still waiting for a lease when the run stops gives the wait up (nothing
+        # was sent): the leases it waits for may be held by the jobs the stop lets go.
+        lease_wait_ends.set(self._stop)
         journal = self._journal
         manifest = Manifest(self.out_dir)
         self._endings = Endings(

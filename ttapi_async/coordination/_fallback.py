@@ -9,7 +9,7 @@ import attrs
 
 from ._types import Fallback, Lease, LimitSettings
 
-__all__ = ["Outbox", "Release", "Settle", "Submitted", "fallback_for", "local_limits"]
+__all__ = ["Outbox", "Release", "Settle", "Submitted", "Unqueue", "fallback_for", "local_limits"]
 
 
 @attrs.frozen
@@ -40,7 +40,15 @@ class Release:
     lease: Lease
 
 
-Entry = Submitted | Settle | Release
+@attrs.frozen
+class Unqueue:
+    """A waiter that left a product's queue while Redis was unreachable."""
+
+    product: str
+    token: str
+
+
+Entry = Submitted | Settle | Release | Unqueue
 
 
 class Outbox:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections import deque
 
 import attrs
 
 from .._errors import LeaseTimeoutError
-from ._fallback import Release, Settle, Submitted
+from ._fallback import Release, Settle, Submitted, Unqueue
 from ._keys import webhook_token
 from ._local import CONFIRM_TTL
 from ._records import parse_record
-from ._redis_base import DOWN, RedisBase
+from ._redis_base import DOWN, Grant, RedisBase
 from ._types import JobRecord, Lease, Settled
 
 __all__ = ["RedisCoordinator"]
@@ -27,6 +26,8 @@ class RedisCoordinator(RedisBase):
     joins the same group. ``heartbeat`` is the beat period in seconds; a worker silent
     for ``dead_after`` periods is declared dead and its jobs adopted. Only a one-way hash
     of the API key reaches Redis; the URL's password never appears in a repr or a log.
+    At most ``max_connections`` commands are in flight at once (besides the one pub/sub
+    connection); more wait up to ``pool_timeout`` seconds for a connection.
     """
 
     async def webhook_token(self) -> str:
@@ -101,15 +102,29 @@ class RedisCoordinator(RedisBase):
     def forget(self, job_id: str) -> None:
         """Stop expecting news of ``job_id`` here; its record and lease stay until it settles."""
         self._pending.discard(job_id)
+        self._claimed.pop(job_id, None)
 
     async def claim_confirm(self, job_id: str) -> bool:
         """Return True for the one worker that may make the confirming fetch (SET NX PX)."""
         if self._fallback is None:
             with contextlib.suppress(*DOWN):
-                key = self.keys("confirm", job_id)
                 ttl = round(CONFIRM_TTL * 1000)
-                return bool(await self._redis().set(key, self._worker, nx=True, px=ttl))
+                return bool(await self._run("CLAIM", self._worker, job_id, ttl))
         return await self._local_().claim_confirm(job_id)
+
+    def confirming_elsewhere(self, job_id: str) -> bool:
+        """Return True while another worker holds the confirming claim of this worker's job.
+
+        The claim's holder said so in a push: a callback that reaches this worker too
+        then makes no fetch of its own (the holder's settle wakes this worker).
+        """
+        until = self._claimed.get(job_id)
+        if until is None:
+            return False
+        if until > self._clock():
+            return True
+        del self._claimed[job_id]
+        return False
 
     async def release_confirm(self, job_id: str) -> None:
         """Give the confirming claim back, if it is still this worker's."""
@@ -122,31 +137,45 @@ class RedisCoordinator(RedisBase):
     # -- leases, pause, rate -----------------------------------------------------------
 
     async def acquire_lease(self, product: str, *, timeout: float | None = None) -> Lease:
-        """Wait for a free slot of ``product``'s shared limit; LeaseTimeoutError at timeout."""
+        """Wait for a free slot of ``product``'s shared limit; LeaseTimeoutError at timeout.
+
+        A slot free now is taken at once. Otherwise the caller joins the product's queue in
+        Redis (the same round trip), and the release that frees a slot hands it to the
+        oldest waiter, in its name, and pushes it the news: one waiter woken per freed
+        lease, with no round trip of its own.
+        """
         deadline = None if timeout is None else self._clock() + timeout
-        waiters = self._waiters.setdefault(product, deque())
-        while True:
-            if self._fallback is not None:
-                left = None if deadline is None else max(0.0, deadline - self._clock())
-                lease = await self._local_().acquire_lease(product, timeout=left)
-                return attrs.evolve(lease, shared=False)
-            # Queue before asking, so a release pushed while the script runs is not missed.
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            waiters.append(future)
-            try:
-                token = "~" + secrets.token_hex(8)
+        token = "~" + secrets.token_hex(8)
+        queue_ms = 0 if timeout is not None and timeout <= 0 else self._deadline_ms
+        queued = leased = False
+        try:
+            while True:
+                if self._fallback is not None:
+                    if queued:
+                        self._outbox.add(Unqueue(product, token))
+                        queued = False
+                    left = None if deadline is None else max(0.0, deadline - self._clock())
+                    lease = await self._local_().acquire_lease(product, timeout=left)
+                    leased = True
+                    return attrs.evolve(lease, shared=False)
+                # Listen before asking: a grant pushed while the script runs is not missed.
+                future: asyncio.Future[Grant | None] = asyncio.get_running_loop().create_future()
+                self._tickets[token] = future
                 try:
-                    ok, wait_ms, epoch, current, free = await self._run(
+                    ok, wait_ms, epoch, current, _ = await self._run(
                         "ACQUIRE", self._worker, product, token, self._lease_ms,
                         self.limits.cap_of(product), self.limits.initial, self.limits.minimum,
+                        queue_ms,
                     )  # fmt: skip
                 except DOWN:
                     continue  # _run switched to the fallback
                 self._known[product] = int(current)
                 if ok:
-                    if free > 0 or future.done():
-                        self._wake_one(product, skip=future)  # room for the next waiter
+                    if wait_ms > 0:
+                        await self._sleep(wait_ms / 1000)  # granted during the pause
+                    leased = True
                     return Lease(product, token, int(epoch))
+                queued = queued or (wait_ms < 0 and queue_ms > 0)
                 wait = wait_ms / 1000 if wait_ms > 0 else self._recheck
                 if deadline is not None:
                     left = deadline - self._clock()
@@ -157,18 +186,34 @@ class RedisCoordinator(RedisBase):
                         )
                     wait = min(wait, left)
                 if wait_ms > 0:
-                    await self._sleep(wait)
-                else:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(future), wait)
-            except BaseException:
-                if future.done() and not future.cancelled():
-                    self._wake_one(product, skip=future)  # pass a wake-up we cannot use on
-                raise
-            finally:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(future)
-                future.cancel()
+                    await self._sleep(wait)  # the shared pause
+                    continue
+                try:
+                    grant = await asyncio.wait_for(asyncio.shield(future), wait)
+                except asyncio.TimeoutError:
+                    continue  # ask again: a lost push, or the deadline
+                if grant is None:
+                    continue  # reconnected, fenced or fallen back: ask again
+                self._known[product] = grant.current
+                if grant.wait_ms > 0:
+                    # Still "queued" meanwhile: a cancel here gives the granted lease back.
+                    await self._sleep(grant.wait_ms / 1000)  # granted during the pause
+                leased = True
+                return Lease(product, token, grant.epoch)
+        finally:
+            self._tickets.pop(token, None)
+            if queued and not leased:
+                # Leave the queue, and give back a slot granted meanwhile (to the next one).
+                self._spawn(self._unqueue(product, token))
+
+    async def _unqueue(self, product: str, token: str) -> None:
+        if self._closing:
+            return  # RETIRE took this worker out of every queue
+        if self._fallback is None:
+            with contextlib.suppress(*DOWN):
+                await self._run("UNQUEUE", self._worker, product, token)
+                return
+        self._outbox.add(Unqueue(product, token))
 
     async def release_lease(self, lease: Lease) -> None:
         """Give back a lease whose submit was not accepted."""

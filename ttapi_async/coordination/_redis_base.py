@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+import attrs
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -19,19 +20,29 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import _scripts
-from ._fallback import Outbox, Settle, Submitted, fallback_for
+from ._fallback import Outbox, Settle, Submitted, Unqueue, fallback_for
 from ._keys import Keys, account_id, redact_url, scrub, webhook_secret, worker_name
 from ._listener import PushListener
-from ._local import KEEP_SETTLED, LocalCoordinator
+from ._local import CONFIRM_TTL, KEEP_SETTLED, LocalCoordinator
 from ._records import parse_record
 from ._types import CoordinatorListener, Fallback, JobRecord, LimitSettings
 
-__all__ = ["DOWN", "RedisBase"]
+__all__ = ["DOWN", "Grant", "RedisBase"]
 
 logger = logging.getLogger("ttapi_async.coordination")
 
 #: Redis trouble that means "unreachable": fall back, do not fail the caller.
 DOWN = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+
+
+@attrs.frozen
+class Grant:
+    """A lease a release handed to a waiting ``acquire_lease`` (the push that says so)."""
+
+    epoch: int
+    #: how long the shared pause still holds (the grant waits it out), ms on Redis's clock
+    wait_ms: int
+    current: int
 
 
 class _Script:
@@ -64,13 +75,17 @@ class RedisBase:
         dead_after: float = 2.0,
         lease_ttl: float | None = None,
         keep: float = KEEP_SETTLED,
-        recheck: float = 1.0,
+        recheck: float = 30.0,
         socket_timeout: float = 2.0,
+        max_connections: int = 32,
+        pool_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if heartbeat <= 0 or dead_after < 1:
             raise ValueError("heartbeat must be > 0 and dead_after >= 1 (periods)")
+        if max_connections < 1 or pool_timeout <= 0:
+            raise ValueError("max_connections must be >= 1 and pool_timeout > 0")
         self._url = url
         self._shown_url = redact_url(url)
         self.namespace = namespace
@@ -81,8 +96,12 @@ class RedisBase:
         # Leases outlive a dead owner long enough for a sweeper to move them (three beats).
         self._lease_ms = round((lease_ttl or heartbeat * (dead_after + 8)) * 1000)
         self._keep_ms = round(keep * 1000)
+        # A waiting acquire_lease asks Redis again this often. A grant comes by push, and a
+        # push lost to a reconnect makes every waiter ask again: this is the last resort.
         self._recheck = recheck
         self._socket_timeout = socket_timeout
+        self._max_connections = max_connections
+        self._pool_timeout = pool_timeout
         self._clock = clock
         self._sleep = sleep
         self._worker = worker_name()
@@ -94,13 +113,17 @@ class RedisBase:
         self._beater: asyncio.Task[None] | None = None
         self._listener: CoordinatorListener | None = None
         self._pending: set[str] = set()
-        self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
+        #: this worker's jobs another worker is confirming -> when its claim lapses (our clock)
+        self._claimed: dict[str, float] = {}
+        #: waiting acquire_lease calls by token: a grant (or None: ask again) resolves one
+        self._tickets: dict[str, asyncio.Future[Grant | None]] = {}
         self._known: dict[str, int] = {}
         self._peers = 1
         self._fallback: Fallback | None = None
         self._local: LocalCoordinator | None = None
         self._outbox = Outbox()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     def __repr__(self) -> str:
         return (
@@ -139,16 +162,22 @@ class RedisBase:
         """Bind to the account, subscribe, beat once and start the heartbeat loop."""
         if self._client is not None:
             raise RuntimeError("this RedisCoordinator is already open")
+        self._closing = False
         self._keys = Keys(self.namespace, account_id(api_key))
         self._secret = webhook_secret(api_key)
         self._listener = listener
-        self._client = aioredis.Redis.from_url(
+        # A blocking pool: a burst of calls beyond max_connections waits (up to pool_timeout)
+        # for a connection; redis-py's default pool would raise, and that reads as an outage.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self._url,
+            max_connections=self._max_connections,
+            timeout=self._pool_timeout,
             decode_responses=True,
             socket_timeout=self._socket_timeout,
             socket_connect_timeout=self._socket_timeout,
             retry=Retry(NoBackoff(), 1),
         )
+        self._client = aioredis.Redis.from_pool(pool)
         # Its own client without retries: redis-py would otherwise reconnect and resubscribe
         # silently, and the pushes lost meanwhile would never be looked for.
         self._push_client = aioredis.Redis.from_url(
@@ -160,7 +189,7 @@ class RedisBase:
         self._push = PushListener(
             self._push_client,
             on_message=self._on_push,
-            on_up=self._resync_pending,
+            on_up=self._resubscribed,
             on_down=self._listener_down,
         )
         self._push.start(self._channels())
@@ -168,21 +197,30 @@ class RedisBase:
         self._beater = asyncio.create_task(self._beat_loop(), name="ttapi-coordination-beat")
 
     async def aclose(self) -> None:
-        """Stop the loops and close the connections; records and leases stay for the others."""
+        """Stop the loops, give back this worker's leases and close the connections.
+
+        Leases not bound to a job are freed at once. A pending job keeps its record and its
+        lease (the service still runs it): the next sweep of any live worker adopts both,
+        without waiting for this worker to fall silent past the deadline.
+        """
+        self._closing = True
         if self._beater is not None:
             self._beater.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beater
             self._beater = None
+        if self._client is not None and self._fallback is None:
+            # Not through _run: an outage found while closing starts no fallback.
+            with contextlib.suppress(*DOWN):
+                await _S["RETIRE"](self._client, self.keys.clock, (self.keys.prefix, self._worker))
         if self._push is not None:
             await self._push.aclose()
             self._push = None
             await self._push_client.aclose()
         for task in list(self._tasks):
             task.cancel()
-        for waiters in self._waiters.values():
-            for future in waiters:
-                future.cancel()
+        for future in self._tickets.values():
+            future.cancel()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -261,7 +299,7 @@ class RedisBase:
         return self._local
 
     def _channels(self) -> set[str]:
-        return {self.keys("wake", self._worker), self.keys("released")}
+        return {self.keys("wake", self._worker)}
 
     async def _run(self, name: str, *args: object) -> Any:
         """Run one script; on an outage switch to the fallback and re-raise."""
@@ -290,6 +328,7 @@ class RedisBase:
         logger.warning("worker %s was declared dead; %d job(s) lost to an adopter", old, len(lost))
         if self._push is not None:
             self._push.set_channels(self._channels())
+        self._ask_again()  # their places in the queues were the old id's
         if lost and self._listener is not None:
             self._listener.jobs_lost(lost)
 
@@ -305,17 +344,14 @@ class RedisBase:
             "until it returns",
             self._worker, self._shown_url, reason, dict(fallback.local_limits),
         )  # fmt: skip
-        for product in list(self._waiters):
-            self._wake_all(product)
+        self._ask_again()
         if self._listener is not None:
             self._listener.fallback_started(fallback)
 
     def _listener_down(self, exc: BaseException) -> None:
         # A pub/sub connection can fail on its own (a stale pooled socket after a restart):
         # only an outage that the main connection confirms starts the fallback.
-        task = asyncio.get_running_loop().create_task(self._probe(exc))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._probe(exc))
 
     async def _probe(self, exc: BaseException) -> None:
         try:
@@ -351,6 +387,8 @@ class RedisBase:
                 elif isinstance(entry, Settle):
                     await self._run("SETTLE", self._worker, entry.job_id, entry.status,
                                     entry.answer, self._keep_ms)  # fmt: skip
+                elif isinstance(entry, Unqueue):
+                    await self._run("UNQUEUE", self._worker, entry.product, entry.token)
                 else:
                     await self._run("RELEASE", self._worker, entry.lease.product,
                                     entry.lease.token)  # fmt: skip
@@ -360,6 +398,11 @@ class RedisBase:
         finally:
             self._outbox.done(done)
         return True
+
+    async def _resubscribed(self) -> None:
+        """Pushes sent while unsubscribed are lost: waiters ask again, records are re-read."""
+        self._ask_again()
+        await self._resync_pending()
 
     async def _resync_pending(self) -> None:
         """Re-read the records of this worker's pending jobs: pushes missed meanwhile are lost."""
@@ -389,12 +432,38 @@ class RedisBase:
                 self._listener.jobs_lost(lost)
 
     def _on_push(self, channel: str, data: str) -> None:
-        if channel.endswith(":released"):
-            self._wake_one(data)
-        elif data in self._pending:
-            task = asyncio.get_running_loop().create_task(self._read_woken(data))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        # "<kind>\n<job id or lease token>[\n<payload>]"; a bare job id means settled.
+        kind, _, rest = data.partition("\n")
+        if not rest:
+            kind, rest = "settled", data
+        job_id, _, payload = rest.partition("\n")
+        if kind == "grant":
+            self._granted(job_id, payload)
+            return
+        if job_id not in self._pending:
+            return
+        if kind == "claim":
+            self._claimed[job_id] = self._clock() + CONFIRM_TTL
+        elif kind == "unclaim":
+            self._claimed.pop(job_id, None)
+        elif kind == "settled":
+            record = _pushed_record(job_id, payload)
+            if record is not None and record.settled:
+                self._deliver(record)
+                return
+            self._spawn(self._read_woken(job_id))
+
+    def _granted(self, token: str, payload: str) -> None:
+        future = self._tickets.get(token)
+        if future is None or future.done():
+            return  # its waiter left: the UNQUEUE it sent gives the lease back
+        try:
+            _, epoch, wait_ms, current = payload.rsplit("|", 3)
+            grant = Grant(int(epoch), int(float(wait_ms)), int(current))
+        except ValueError:
+            future.set_result(None)  # unreadable: the waiter asks Redis
+            return
+        future.set_result(grant)
 
     async def _read_woken(self, job_id: str) -> None:
         record = await self.get_record(job_id)
@@ -405,16 +474,28 @@ class RedisBase:
         if record.job_id not in self._pending:
             return
         self._pending.discard(record.job_id)
+        self._claimed.pop(record.job_id, None)
         if self._listener is not None:
             self._listener.job_settled(record)
 
-    def _wake_one(self, product: str, skip: asyncio.Future[None] | None = None) -> None:
-        for future in self._waiters.get(product, ()):
-            if future is not skip and not future.done():
-                future.set_result(None)
-                return
-
-    def _wake_all(self, product: str) -> None:
-        for future in self._waiters.get(product, ()):
+    def _ask_again(self) -> None:
+        """Make every waiting acquire_lease ask Redis again (its grant may have been lost)."""
+        for future in self._tickets.values():
             if not future.done():
                 future.set_result(None)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _pushed_record(job_id: str, payload: str) -> JobRecord | None:
+    """Return the record a wake-up carried, or None if it carried none readable."""
+    if not payload:
+        return None
+    try:
+        fields = json.loads(payload)
+    except ValueError:
+        return None
+    return parse_record(job_id, fields) if isinstance(fields, dict) else None

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 __all__ = [
     "ACQUIRE",
+    "CLAIM",
     "HEARTBEAT",
     "PAUSE",
     "RATE",
     "REFUSED",
     "RELEASE",
     "RELEASE_CLAIM",
+    "RETIRE",
     "SETTLE",
     "SUBMITTED",
     "SWEEP",
+    "UNQUEUE",
 ]
 
 _HEADER = """
@@ -61,26 +64,92 @@ local function hold(product, member, owner, expiry)
   redis.call('HSET', k('lease-owner', product), member, owner)
   redis.call('SADD', k('wleases', owner), product .. '|' .. member)
 end
+-- A waiter leaves the queue: its entry goes; the list keeps it until a grant pops it.
+local function unqueue(product, worker, token)
+  redis.call('SREM', k('wqueued', worker), product .. '|' .. token)
+  return redis.call('HDEL', k('queued', product), worker .. '|' .. token)
+end
+-- Hand free slots to the oldest live waiters, one each, and tell each one's worker: a
+-- freed lease wakes one waiter, not every worker's. The lease is taken in the waiter's
+-- name (its token), so the waiter needs no round trip to have it.
+local function grant(product, now)
+  local h = k('limit', product)
+  local settings = redis.call('HMGET', h, 'cap', 'min', 'ttl', 'epoch')
+  if not settings[1] then return end
+  local cur = current(h, tonumber(settings[1]), tonumber(settings[2]))
+  local leases, queue, queued = k('leases', product), k('queue', product), k('queued', product)
+  local held = redis.call('ZCARD', leases)
+  if held >= cur then return end
+  local wait = math.max(0, tonumber(redis.call('GET', k('pause')) or '0') - now)
+  local tail = '\\n' .. product .. '|' .. settings[4] .. '|' .. wait .. '|' .. cur
+  while held < cur do
+    local entry = redis.call('LPOP', queue)
+    if not entry then return end
+    local until_ms = tonumber(redis.call('HGET', queued, entry) or '0')
+    if until_ms > 0 then
+      local worker, token = string.match(entry, '^(.-)|(.*)$')
+      unqueue(product, worker, token)
+      if until_ms > now then
+        hold(product, token, worker, now + tonumber(settings[3]))
+        held = held + 1
+        redis.call('PUBLISH', k('wake', worker), 'grant\\n' .. token .. tail)
+      end
+    end
+  end
+end
 """
 
-#: ARGV: P, me, product, member, ttl_ms, cap, initial, minimum
-#: -> {ok, wait_ms, epoch, current limit, leases still free}
+#: ARGV: P, me, product, member, ttl_ms, cap, initial, minimum, queue_ms (0: take or refuse)
+#: -> {ok, wait_ms, epoch, current limit, leases still free}; wait_ms -1: queued (or full);
+#: ok with wait_ms > 0: a granted lease, to use once the pause ends
 ACQUIRE = (
     _HEADER
     + """
 local me, product, member = ARGV[2], ARGV[3], ARGV[4]
 local ttl, cap, initial, minimum = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local queue_ms = tonumber(ARGV[9])
 local now = now_ms()
-reap(product, now)
 local h = limit_of(product, initial)
+-- what grant() needs when a release elsewhere hands a slot out
+redis.call('HSET', h, 'cap', cap, 'min', minimum, 'ttl', ttl)
+reap(product, now)
+grant(product, now)
 local epoch = tonumber(redis.call('HGET', h, 'epoch'))
 local cur = current(h, cap, minimum)
 local pause = tonumber(redis.call('GET', k('pause')) or '0')
-if pause > now then return {0, pause - now, epoch, cur, 0} end
 local held = redis.call('ZCARD', k('leases', product))
-if held >= cur then return {0, -1, epoch, cur, 0} end
-hold(product, member, me, now + ttl)
-return {1, 0, epoch, cur, cur - held - 1}
+-- granted while its push was on the way (or lost): the caller waits out any pause
+if redis.call('HGET', k('lease-owner', product), member) == me then
+  return {1, math.max(0, pause - now), epoch, cur, math.max(0, cur - held)}
+end
+if pause > now then return {0, pause - now, epoch, cur, 0} end
+-- grant() served every live waiter first: a slot still free is nobody's turn
+if held < cur then
+  hold(product, member, me, now + ttl)
+  return {1, 0, epoch, cur, cur - held - 1}
+end
+if queue_ms > 0 then
+  local entry = me .. '|' .. member
+  local queued = k('queued', product)
+  if redis.call('HSET', queued, entry, now + queue_ms) == 1 then
+    redis.call('RPUSH', k('queue', product), entry)
+    redis.call('SADD', k('wqueued', me), product .. '|' .. member)
+  end
+end
+return {0, -1, epoch, cur, 0}
+"""
+)
+
+#: ARGV: P, me, product, member -> 1 if a lease granted to it was given back
+UNQUEUE = (
+    _HEADER
+    + """
+local me, product, member = ARGV[2], ARGV[3], ARGV[4]
+if unqueue(product, me, member) == 1 then return 0 end
+if redis.call('HGET', k('lease-owner', product), member) ~= me then return 0 end
+drop(product, member)
+grant(product, now_ms())
+return 1
 """
 )
 
@@ -91,7 +160,7 @@ RELEASE = (
 local me, product, member = ARGV[2], ARGV[3], ARGV[4]
 if redis.call('HGET', k('lease-owner', product), member) ~= me then return 0 end
 drop(product, member)
-redis.call('PUBLISH', k('released'), product)
+grant(product, now_ms())
 return 1
 """
 )
@@ -121,7 +190,7 @@ if tonumber(redis.call('HGET', h, 'epoch')) == epoch then
   redis.call('HSET', h, 'limit', tostring(math.max(minimum, base * decrease)))
 end
 if redis.call('HGET', k('lease-owner', product), member) == me then drop(product, member) end
-redis.call('PUBLISH', k('released'), product)
+grant(product, now)
 return current(h, cap, minimum)
 """
 )
@@ -164,8 +233,8 @@ if product ~= '' then
     end
     grown = math.min(cap, grown)
     redis.call('HSET', h, 'limit', tostring(grown))
-    -- a whole slot more: waiters on every worker may take it now
-    if math.floor(grown) > math.floor(limit) then redis.call('PUBLISH', k('released'), product) end
+    -- a whole slot more: the next waiter may have it now
+    if math.floor(grown) > math.floor(limit) then grant(product, now) end
   end
 end
 return {1, now}
@@ -197,10 +266,31 @@ if redis.call('HGET', rec, 'leased') == '1' then
   local product = redis.call('HGET', rec, 'product')
   redis.call('HSET', rec, 'leased', 0)
   drop(product, job)
-  redis.call('PUBLISH', k('released'), product)
+  grant(product, now)
 end
-if owner ~= '' and owner ~= me then redis.call('PUBLISH', k('wake', owner), job) end
+if owner ~= '' and owner ~= me then
+  -- the record itself rides on the wake-up: the owner resolves without reading it back
+  local fields = {}
+  local flat = redis.call('HGETALL', rec)
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  redis.call('PUBLISH', k('wake', owner), 'settled\\n' .. job .. '\\n' .. cjson.encode(fields))
+end
 return reply(1)
+"""
+)
+
+#: ARGV: P, me, job, ttl_ms -> 1 if this worker may make the confirming fetch
+CLAIM = (
+    _HEADER
+    + """
+local me, job = ARGV[2], ARGV[3]
+if not redis.call('SET', k('confirm', job), me, 'NX', 'PX', tonumber(ARGV[4])) then return 0 end
+-- tell the owner, so that a callback reaching it too makes no second fetch
+local owner = redis.call('HGET', k('job', job), 'owner')
+if owner and owner ~= '' and owner ~= me then
+  redis.call('PUBLISH', k('wake', owner), 'claim\\n' .. job)
+end
+return 1
 """
 )
 
@@ -208,9 +298,49 @@ return reply(1)
 RELEASE_CLAIM = (
     _HEADER
     + """
-local key = k('confirm', ARGV[3])
-if redis.call('GET', key) == ARGV[2] then return redis.call('DEL', key) end
-return 0
+local me, job = ARGV[2], ARGV[3]
+local key = k('confirm', job)
+if redis.call('GET', key) ~= me then return 0 end
+redis.call('DEL', key)
+local owner = redis.call('HGET', k('job', job), 'owner')
+if owner and owner ~= '' and owner ~= me then
+  redis.call('PUBLISH', k('wake', owner), 'unclaim\\n' .. job)
+end
+return 1
+"""
+)
+
+#: ARGV: P, me -> the number of leases freed
+RETIRE = (
+    _HEADER
+    + """
+local me = ARGV[2]
+local mine = k('wleases', me)
+local freed, products = 0, {}
+for _, entry in ipairs(redis.call('SMEMBERS', mine)) do
+  local product, member = string.match(entry, '^(.-)|(.*)$')
+  -- unbound: no job the service runs holds it; a bound one stays until its job is adopted
+  if string.sub(member, 1, 1) == '~' and redis.call('HGET', k('lease-owner', product), member) == me
+  then
+    freed = freed + drop(product, member)
+    products[product] = true
+  end
+end
+-- and its place in every queue
+for _, entry in ipairs(redis.call('SMEMBERS', k('wqueued', me))) do
+  local product, member = string.match(entry, '^(.-)|(.*)$')
+  unqueue(product, me, member)
+end
+local now = now_ms()
+for product in pairs(products) do grant(product, now) end
+if redis.call('SCARD', k('owned', me)) > 0 then
+  -- its pending jobs are for the others: the next sweep adopts them, without the deadline
+  redis.call('ZADD', k('workers'), 0, me)
+else
+  redis.call('ZREM', k('workers'), me)
+  redis.call('DEL', mine)
+end
+return freed
 """
 )
 
@@ -231,6 +361,22 @@ for _, entry in ipairs(redis.call('SMEMBERS', mine)) do
   else
     redis.call('SREM', mine, entry)
   end
+end
+-- keep this worker's places in the queues; hand out what expired leases left free
+local products = {}
+for _, entry in ipairs(redis.call('SMEMBERS', k('wqueued', me))) do
+  local product, member = string.match(entry, '^(.-)|(.*)$')
+  local queued, place = k('queued', product), me .. '|' .. member
+  if redis.call('HEXISTS', queued, place) == 1 then
+    redis.call('HSET', queued, place, now + deadline)
+    products[product] = true
+  else
+    redis.call('SREM', k('wqueued', me), entry)
+  end
+end
+for product in pairs(products) do
+  reap(product, now)
+  grant(product, now)
 end
 return {1, now, redis.call('ZCOUNT', k('workers'), now - deadline, '+inf')}
 """

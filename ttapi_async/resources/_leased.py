@@ -11,11 +11,18 @@ What the answer means for the lease:
 - the outcome unknown (a timeout after sending, an unreadable 200, a cancel mid-send): the
   service may be running the job, so the lease is held a while (``AMBIGUOUS_HOLD``);
 - any other failure: the lease is released.
+
+A caller that may stop waiting (the batch runner, on Ctrl-C) sets ``lease_wait_ends`` to a
+future: once it is done, a wait for a lease ends with ``LeaseTimeoutError`` (nothing sent).
+Without it, a stopping batch waited for a lease that jobs it had stopped watching held for
+``AMBIGUOUS_HOLD`` (2 minutes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +31,7 @@ import attrs
 from .._errors import (
     APIConnectionError,
     APIResponseValidationError,
+    LeaseTimeoutError,
     QueueFullError,
     RateLimitError,
 )
@@ -32,14 +40,19 @@ from .._types import RequestOptions
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
-    from ..coordination._types import Lease
+    from ..coordination._types import Coordinator, Lease
 
-__all__ = ["Parse", "submit_leased"]
+__all__ = ["Parse", "lease_wait_ends", "submit_leased"]
 
 #: Read the job id out of a submit's (JSON, status, headers); raise typed if it is not there.
 Parse = Callable[[Any, int, Mapping[str, str]], str]
 
 _ONCE = RequestOptions(max_retries=0)
+
+#: A future whose completion ends this context's waits for a lease (see the module's doc).
+lease_wait_ends: contextvars.ContextVar[asyncio.Future[None] | None] = contextvars.ContextVar(
+    "lease_wait_ends", default=None
+)
 
 
 async def submit_leased(
@@ -79,7 +92,7 @@ async def _attempt(
 ) -> tuple[str, Mapping[str, str], Lease]:
     coordination = client._coordination
     coordinator = await coordination.ready()
-    lease = await coordinator.acquire_lease(product, timeout=lease_timeout)
+    lease = await _acquire(coordinator, product, lease_timeout)
     sent = False
     try:
         await coordination.rate()
@@ -111,3 +124,46 @@ async def _attempt(
         await coordinator.release_lease(lease)
         raise
     return job_id, headers, lease
+
+
+async def _acquire(coordinator: Coordinator, product: str, timeout: float | None) -> Lease:
+    """Wait for a lease of ``product``, unless this context's ``lease_wait_ends`` comes first."""
+    ends = lease_wait_ends.get()
+    if ends is None:
+        return await coordinator.acquire_lease(product, timeout=timeout)
+    waiting = asyncio.ensure_future(coordinator.acquire_lease(product, timeout=timeout))
+    if not ends.done():
+        try:
+            await asyncio.wait((waiting, ends), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            if not waiting.cancel() and waiting.exception() is None:
+                _release_soon(coordinator, waiting.result())  # granted just now: unused
+            raise
+    if not waiting.done():
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+    if waiting.cancelled():
+        raise LeaseTimeoutError(
+            f"stopped while waiting for room under the {product} limit; nothing was sent",
+            product=product,
+        )
+    lease = waiting.result()  # raises what the wait raised (a LeaseTimeoutError, Redis down)
+    if not ends.done():
+        return lease
+    # The lease came as the wait was ending: give it back, since nothing will be sent.
+    await coordinator.release_lease(lease)
+    raise LeaseTimeoutError(
+        f"stopped while waiting for room under the {product} limit; nothing was sent",
+        product=product,
+    )
+
+
+def _release_soon(coordinator: Coordinator, lease: Lease) -> None:
+    """Give ``lease`` back from a task of its own (its waiter is being cancelled)."""
+    task = asyncio.ensure_future(coordinator.release_lease(lease))
+    _RELEASING.add(task)
+    task.add_done_callback(_RELEASING.discard)
+
+
+_RELEASING: set[asyncio.Future[None]] = set()

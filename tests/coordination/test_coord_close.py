@@ -1,0 +1,64 @@
+"""A worker's close (no free-standing lease left, pending jobs for others), its pool."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ttapi_async.coordination import LimitSettings
+
+
+async def test_aclose_frees_the_workers_unbound_leases(make_coordinator: Any) -> None:
+    """Leases taken but bound to no job are free the moment their worker closes."""
+    limits = LimitSettings(cap=2, initial=2)
+    a = await make_coordinator(limits=limits)
+    b = await make_coordinator(limits=limits, recheck=3600.0)
+    await a.acquire_lease("4o")
+    await a.acquire_lease("4o")
+    waiter = asyncio.ensure_future(b.acquire_lease("4o"))
+    await asyncio.sleep(0)
+    await a.aclose()
+    assert (await asyncio.wait_for(waiter, 10)).shared  # woken by the close, not a recheck
+    assert await b._redis().zcard(b.keys("leases", "4o")) == 1  # b's own, nothing of a's
+    assert not await b._redis().exists(b.keys("wleases", a.worker_id))
+
+
+async def test_aclose_hands_pending_jobs_and_their_leases_to_the_next_sweep(
+    make_coordinator: Any,
+) -> None:
+    """A closed worker's pending job keeps its record and lease; the next sweep adopts both,
+    with no wait for the closed worker's deadline."""
+    a = await make_coordinator(limits=LimitSettings(cap=4, initial=4))
+    b = await make_coordinator(limits=LimitSettings(cap=4, initial=4))
+    await a.record_submitted("c1", kind="gpt4o", product="4o", lease=await a.acquire_lease("4o"))
+    await a.acquire_lease("4o")  # unbound: freed by the close
+    await a.aclose()
+    client = b._redis()
+    assert await client.zrange(b.keys("leases", "4o"), 0, -1) == ["c1"]
+    assert [r.job_id for r in await b.sweep()] == ["c1"]
+    assert await client.hget(b.keys("lease-owner", "4o"), "c1") == b.worker_id
+    record = await b.get_record("c1")
+    assert record is not None and record.owner == b.worker_id and not record.settled
+
+
+async def test_a_burst_beyond_the_pool_waits_instead_of_falling_back(make_coordinator: Any) -> None:
+    """Fifty calls at once through a pool of two connections all reach Redis: no fallback."""
+    coordinator = await make_coordinator(max_connections=2)
+    await coordinator.record_submitted("p1", kind="gpt4o", product="", lease=None)
+    records = await asyncio.gather(*(coordinator.get_record("p1") for _ in range(50)))
+    assert coordinator.fallback is None
+    assert all(r is not None and r.shared and r.owner == coordinator.worker_id for r in records)
+    pool = coordinator.redis.connection_pool
+    assert pool.max_connections == 2
+
+
+def test_pool_settings_are_checked() -> None:
+    """A pool of no connection, or no time to wait for one, is refused at once."""
+    from ttapi_async.coordination import RedisCoordinator
+
+    with pytest.raises(ValueError, match="max_connections"):
+        RedisCoordinator("redis://127.0.0.1:1/0", max_connections=0)
+    with pytest.raises(ValueError, match="pool_timeout"):
+        RedisCoordinator("redis://127.0.0.1:1/0", pool_timeout=0)
