@@ -36,7 +36,9 @@ class DurationStats:
         "_sorted",
         "_starts",
         "_values",
+        "before",
         "generation",
+        "shifted_from",
         "window",
     )
 
@@ -53,6 +55,10 @@ class DurationStats:
         self._starts = array.array("d")
         #: counts the restarts after a shift (see ``_check_shift``)
         self.generation = 0
+        #: the sorted sample a restart replaced (empty before any): the shape to scale
+        self.before: list[float] = []
+        #: when the latest job of the cohort that made the last restart was submitted
+        self.shifted_from = -math.inf
 
     def __len__(self) -> int:
         return len(self._values)
@@ -98,6 +104,8 @@ class DurationStats:
         known = sorted(t for t in self._starts if t == t)
         if known and min(starts) <= known[len(known) // 2]:
             return
+        self.before = self.ordered()
+        self.shifted_from = max(starts)
         self._values = array.array("d", recent)
         self._starts = array.array("d", starts)
         self._count = len(recent)

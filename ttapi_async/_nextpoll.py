@@ -34,9 +34,14 @@ def next_delay(job: WatchEntry, now: float, state: tenacity.RetryCallState) -> f
     """
     wait = job.kind.wait
     # A job submitted on a cold start follows what has been learned since, and so does
-    # one whose plan came from durations that have shifted since.
+    # one whose plan came from durations that have shifted since, if it was submitted after
+    # the jobs that showed the shift. An older one keeps its plan (polled early at worst):
+    # a stream's last finishers are its slow jobs and can look like a shift that is none,
+    # and the later dense part learned from them would make the jobs still pending late.
     plan = job.plan
-    if plan is None or plan.generation != wait.stats.generation:
+    if plan is None or (
+        plan.generation != wait.stats.generation and job.started >= wait.stats.shifted_from
+    ):
         plan = job.plan = wait.plan()
     learnable = job.flags & LEARNABLE
     if plan is not None and learnable and wait.schedule.learn:

@@ -141,6 +141,10 @@ _FOLLOW_FIRST = 0.5
 _FOLLOW_RATIO = 3.0
 
 
+#: the quantiles whose growth since a shift scales the sample from before it
+_LADDER = (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)
+
+
 class Plan:
     """The quantiles one job's polls are placed by (shared by the jobs submitted together)."""
 
@@ -192,6 +196,8 @@ class LearnedWait(wait_base):
         self._cold_since = 0.0
         self._announced = False
         self._dense_generation = stats.generation
+        self._scaled_generation = -1
+        self._dense_before = math.inf
         #: survival estimates (inf: not known yet)
         self._onset = math.inf
         self._first = math.inf
@@ -251,9 +257,14 @@ class LearnedWait(wait_base):
             self._dense_from = found[s.dense_from]
             self._dense_generation = stats.generation
         elif self._dense_generation != stats.generation and ordered:
-            # Since a shift the new sample's jobs have not all run that long; its plain
-            # quantile (of those finished: too low) still only moves the dense part later.
-            self._dense_from = max(self._dense_from, stats.quantile(s.dense_from))
+            # Since a shift the new sample's jobs have not all run that long: the sample
+            # from before, scaled by the growth of the quantiles known since (or the new
+            # plain quantile, of those finished: too low), only moves the dense part later.
+            if self._dense_generation != self._scaled_generation:
+                self._scaled_generation = self._dense_generation
+                self._dense_before = self._dense_from
+            guess = max(stats.quantile(s.dense_from), self._scaled(weight, s.dense_from))
+            self._dense_from = max(self._dense_before, guess)
         self._dense_to = _known(found[s.dense_to], self._dense_to) if s.dense_to < 1.0 else math.inf
         known = (
             self._first < math.inf
@@ -270,6 +281,22 @@ class LearnedWait(wait_base):
             self._plan = Plan(first, self._dense_from, self._dense_to, stats.generation)
         else:
             self._plan = None
+
+    def _scaled(self, weight: float, q: float) -> float:
+        """Return the ``q`` quantile of the sample before the shift, scaled by how much the
+        highest quantile known since has grown (0.0 when none is known).
+
+        The new durations' upper quantiles are known only once jobs have run that long
+        (a doubling to 80 s: 94 s for the 68th percentile); their lower ones within a few
+        dozen finishes. A shift that scales every duration keeps the shape.
+        """
+        before = self.stats.before
+        known = survival_quantiles(self.stats.ordered(), weight, self.pending, list(_LADDER))
+        for p, now in zip(reversed(_LADDER), reversed(known), strict=True):
+            if now < math.inf:
+                then = before[min(len(before) - 1, int(p * len(before)))]
+                return before[min(len(before) - 1, int(q * len(before)))] * now / then
+        return 0.0
 
     def plan(self) -> Plan | None:
         """Return the plan for a job submitted now (None on a cold start)."""
