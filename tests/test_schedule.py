@@ -86,6 +86,13 @@ def test_first_poll_sits_at_the_low_quantile_of_a_large_sample() -> None:
     assert wait.first_delay() == pytest.approx(S.first_factor * many[4])
 
 
+def test_first_poll_comes_closer_to_the_quantile_from_128_durations() -> None:
+    """With 128 to 255 durations the first poll comes at 0.95x the 1st percentile."""
+    some = [30.0 + i * 0.1 for i in range(200)]
+    wait = learned(S, some)
+    assert wait.first_delay() == pytest.approx(0.95 * some[2])
+
+
 def test_learned_first_poll_is_bounded() -> None:
     """The learned first poll never leaves [min_first_delay, max_first_delay]."""
     assert learned(S, [0.1] * 30).first_delay() == S.min_first_delay

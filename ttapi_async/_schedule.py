@@ -131,6 +131,9 @@ class PollSchedule:
 _COLD_MARGIN = 0.9
 #: how many durations make the learned first quantile trustworthy (``first_factor``)
 _SURE_SAMPLES = 256
+#: from this many durations, the plan's first poll is at this share of the quantile
+_HALF_SURE_SAMPLES = 128
+_HALF_SURE_MARGIN = 0.95
 
 
 #: how many cold jobs of a kind explore (``LearnedWait.scout``)
@@ -276,7 +279,13 @@ class LearnedWait(wait_base):
             # a first poll that creeps later would make every early job late.
             # A low quantile of a few dozen durations is noisy: stay under it until the
             # sample is large enough for its 1st percentile to stand on a few jobs.
-            factor = s.first_factor if len(stats) >= _SURE_SAMPLES else _COLD_MARGIN
+            # From 128 durations the 1st percentile rests on one or two: halfway there.
+            if len(stats) >= _SURE_SAMPLES:
+                factor = s.first_factor
+            elif len(stats) >= _HALF_SURE_SAMPLES:
+                factor = _HALF_SURE_MARGIN
+            else:
+                factor = _COLD_MARGIN
             first = min(max(self._first * factor, s.min_first_delay), s.max_first_delay)
             self._plan = Plan(first, self._dense_from, self._dense_to, stats.generation)
         else:

@@ -119,7 +119,17 @@ class Store:
         try:
             return await fn(*args, **kwargs)
         except DOWN as exc:
+            if _cancelling():
+                # A cancel that landed inside redis-py comes out as a connection error:
+                # give it back, or the task that was cancelled would go on for ever.
+                raise asyncio.CancelledError from None
             raise store_error(exc) from None
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return bool(cancelling()) if cancelling is not None else False
 
 
 def store_error(exc: BaseException) -> SharedStoreError:

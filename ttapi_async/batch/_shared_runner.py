@@ -110,6 +110,7 @@ class SharedBatchRunner(BatchRunner):
         self.store: Store | None = None
         self._shared: SharedJournal | None = None
         self._taking = True
+        self._beat_stop = asyncio.Event()
 
     # --- planning -------------------------------------------------------------------------
 
@@ -167,13 +168,22 @@ class SharedBatchRunner(BatchRunner):
             yield outcome
 
     async def _main(self) -> None:
-        beat = asyncio.create_task(self._beat_loop(), name="ttapi-batch-beat")
+        # Join (the first beat) before anything is handed out: a runner that was taken
+        # over stops here. A runner joins when it runs, not when it plans: planned and
+        # left waiting, it would be taken for dead.
+        beat = None
         try:
+            if await self._beat_once():
+                beat = asyncio.create_task(self._beat_loop(), name="ttapi-batch-beat")
             await super()._main()
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            if beat is not None:
+                # Told to stop, not cancelled: a cancel landing inside redis-py can be lost.
+                self._beat_stop.set()
+                try:
+                    await asyncio.wait_for(asyncio.shield(beat), self.period + 10)
+                except asyncio.TimeoutError:
+                    beat.cancel()
             await self._leave()
 
     async def _leave(self) -> None:
@@ -187,26 +197,36 @@ class SharedBatchRunner(BatchRunner):
         except SharedStoreError as exc:
             self._write_failed(exc)
 
-    async def _beat_loop(self) -> None:
-        """Join (the first beat), then beat and take over dead runners' items, every third
-        of the heartbeat's TTL. A runner joins when it runs, not when it plans: planned and
-        left waiting, it would be taken for dead."""
+    async def _beat_once(self) -> bool:
+        """Renew the heartbeat key; False (and the run stops) when it cannot go on."""
         journal = self._shared
         assert journal is not None
-        while True:
-            try:
-                if not await journal.beat(self.ttl):
-                    self.stop(
-                        f"runner {journal.runner} was silent too long and its items were "
-                        "taken over by another runner; run the same command again to rejoin"
-                    )
-                    return
-                if self._taking and not self.stopping:
+        try:
+            if await journal.beat(self.ttl):
+                return True
+            self.stop(
+                f"runner {journal.runner} was silent too long and its items were taken "
+                "over by another runner; run the same command again to rejoin"
+            )
+        except SharedStoreError as exc:
+            self._write_failed(exc)
+        return False
+
+    async def _beat_loop(self) -> None:
+        """Take over dead runners' items, then beat; every third of the heartbeat's TTL."""
+        journal = self._shared
+        assert journal is not None
+        while not self._beat_stop.is_set():
+            if self._taking and not self.stopping:
+                try:
                     await self._take_over(journal)
-            except SharedStoreError as exc:
-                self._write_failed(exc)
+                except SharedStoreError as exc:
+                    self._write_failed(exc)
+                    return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._beat_stop.wait(), self.period)
+            if self._beat_stop.is_set() or not await self._beat_once():
                 return
-            await asyncio.sleep(self.period)
 
     async def _take_over(self, journal: SharedJournal) -> None:
         _, unknown, rows = await journal.take_over(
