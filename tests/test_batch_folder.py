@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _garbage import others_garbage_collected as others_garbage_collected
 
 from ttapi_async.batch import (
     LOCK_NAME,
@@ -89,6 +90,7 @@ def test_a_corrupt_journal_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(info.value) and "journal.sqlite3" in str(info.value)
 
 
+@pytest.mark.usefixtures("others_garbage_collected")
 def test_a_refused_journal_closes_its_connection(tmp_path: Path) -> None:
     """A journal of another schema is refused without leaking its sqlite connection."""
     with Journal.open(tmp_path) as journal:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
+from _garbage import others_garbage_collected as others_garbage_collected
 from _support import (
     API_KEY,
     GENERATION_OK,
@@ -196,6 +197,7 @@ async def test_aclose_runs_close_callbacks_once() -> None:
     assert calls == [False]
 
 
+@pytest.mark.usefixtures("others_garbage_collected")
 async def test_aclose_leaves_no_task_and_no_socket(server: LocalServer) -> None:
     """After many requests and ``aclose()``, no task is left and no socket stays open."""
     server.reply("POST", GENERATIONS, json_answer(GENERATION_OK))
