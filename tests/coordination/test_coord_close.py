@@ -62,3 +62,24 @@ def test_pool_settings_are_checked() -> None:
         RedisCoordinator("redis://127.0.0.1:1/0", max_connections=0)
     with pytest.raises(ValueError, match="pool_timeout"):
         RedisCoordinator("redis://127.0.0.1:1/0", pool_timeout=0)
+
+
+async def test_a_cancel_swallowed_inside_a_heartbeat_does_not_hang_the_close(
+    make_coordinator: Any,
+) -> None:
+    """redis-py may turn a cancel into a connection error, which a heartbeat takes for an
+    outage: the close still ends, since the beat loop also stops on the closing flag."""
+    a = await make_coordinator(heartbeat=0.01)
+    inside = asyncio.Event()
+
+    async def beat_that_swallows_a_cancel() -> None:
+        inside.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return  # as heartbeat() does with the connection error redis-py raised
+
+    a.heartbeat = beat_that_swallows_a_cancel  # type: ignore[method-assign]
+    await asyncio.wait_for(inside.wait(), 10)
+    await asyncio.wait_for(a.aclose(), 10)
+    assert a._beater is None

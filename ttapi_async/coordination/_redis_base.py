@@ -311,10 +311,15 @@ class RedisBase:
 
     async def _beat_loop(self) -> None:
         # Real time, not the injected ``sleep``: that one is for the waits callers asked for.
-        while True:
+        # Stopped by ``_closing`` as well as by the cancel: a cancel that lands inside a
+        # redis-py call can come out as a connection error, which heartbeat() takes for an
+        # outage and swallows; the loop would then beat on and aclose() wait for ever.
+        while not self._closing:
             await asyncio.sleep(self.period)
             try:
                 await self.heartbeat()
+                if self._closing:
+                    return
                 await self.sweep()
             except Exception:
                 # A loop that died would get this worker declared dead: log and beat on.
