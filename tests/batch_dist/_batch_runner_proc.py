@@ -29,12 +29,18 @@ def say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
+#: the exit status after a SIGUSR1 dump
+DUMPED = 99
+
+
 def dump_tasks() -> None:
-    # SIGUSR1: where every task waits (the test asks for it when a runner seems stuck).
+    # SIGUSR1: where every task waits, then exit (the test asks for it when a runner seems
+    # stuck, and waits for this exit instead of sleeping before a SIGKILL).
     for task in asyncio.all_tasks():
         print(f"--- {task!r}", file=sys.stderr)
         task.print_stack(limit=6, file=sys.stderr)
     sys.stderr.flush()
+    os._exit(DUMPED)
 
 
 async def main(config: dict[str, Any]) -> int:

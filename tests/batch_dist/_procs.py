@@ -70,9 +70,11 @@ class RunnerProcess:
         try:
             err = await asyncio.wait_for(asyncio.shield(reading), timeout)
         except asyncio.TimeoutError as exc:
-            os.kill(self.process.pid, signal.SIGUSR1)  # it prints where its tasks wait
-            await asyncio.sleep(1.0)
-            os.kill(self.process.pid, signal.SIGKILL)
+            os.kill(self.process.pid, signal.SIGUSR1)  # it prints where its tasks wait, exits
+            try:
+                await asyncio.wait_for(asyncio.shield(self.process.wait()), 10)
+            except asyncio.TimeoutError:  # its loop is stuck: no dump
+                os.kill(self.process.pid, signal.SIGKILL)
             text = (await asyncio.wait_for(reading, 30)).decode(errors="replace")
             await asyncio.wait_for(self.process.wait(), 30)
             raise AssertionError(f"stuck; events {self.events[-3:]}; {text[-6000:]}") from exc
