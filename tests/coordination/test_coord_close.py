@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -83,3 +84,43 @@ async def test_a_cancel_swallowed_inside_a_heartbeat_does_not_hang_the_close(
     await asyncio.wait_for(inside.wait(), 10)
     await asyncio.wait_for(a.aclose(), 10)
     assert a._beater is None
+
+
+async def test_aclose_waits_for_the_read_backs_it_cancels(make_coordinator: Any) -> None:
+    """A read-back whose cancel was swallowed (as redis-py's connect can on Python 3.11) is
+    over before the client closes: it never opens a socket on a closed pool."""
+    a = await make_coordinator()
+    await a.record_submitted("r1", kind="gpt4o", product="", lease=None)
+    started = asyncio.Event()
+
+    async def swallowing_read(job_id: str) -> None:
+        started.set()
+        # The cancel is swallowed: the read goes on, a connect still to finish.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    a.get_record = swallowing_read
+    a._on_push(a.keys("wake", a.worker_id), "r1")  # a bare id: the record is read back
+    (task,) = a._tasks
+    await started.wait()
+    client, read_over_at_close = a._redis(), []
+    close = client.aclose
+
+    async def spying_close() -> None:
+        read_over_at_close.append(task.done())
+        await close()
+
+    client.aclose = spying_close
+    await a.aclose()
+    assert read_over_at_close == [True]
+
+
+async def test_a_wake_up_after_close_starts_no_read_back(make_coordinator: Any) -> None:
+    """Once closing, a late wake-up is dropped rather than read through a closed client."""
+    a = await make_coordinator()
+    await a.record_submitted("r2", kind="gpt4o", product="", lease=None)
+    await a.aclose()
+    a._on_push(a.keys("wake", a.worker_id), "r2")
+    assert not a._tasks

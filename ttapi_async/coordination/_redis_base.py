@@ -217,8 +217,12 @@ class RedisBase:
             await self._push.aclose()
             self._push = None
             await self._push_client.aclose()
-        for task in list(self._tasks):
+        # Awaited, not only cancelled: a read-back whose cancel Python 3.11 swallowed inside
+        # redis-py's connect would otherwise open a socket after the pool below is closed.
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for future in self._tickets.values():
             future.cancel()
         if self._client is not None:
@@ -490,6 +494,9 @@ class RedisBase:
                 future.set_result(None)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._closing:
+            work.close()  # closing: nothing read now could reach a waiter
+            return
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
