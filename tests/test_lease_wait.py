@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,6 +14,20 @@ from ttapi_async.resources._leased import _acquire, lease_wait_ends
 
 def one_slot() -> LocalCoordinator:
     return LocalCoordinator(LimitSettings(cap=1, initial=1))
+
+
+@contextlib.contextmanager
+def wait_ends_on(ends: asyncio.Future[None]) -> Iterator[asyncio.Future[None]]:
+    """Make ``ends`` the end of every lease wait inside the block (as a batch's stop is)."""
+    token = lease_wait_ends.set(ends)
+    try:
+        yield ends
+    finally:
+        lease_wait_ends.reset(token)
+
+
+def new_end() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
 
 
 async def test_without_an_end_a_wait_takes_the_lease() -> None:
@@ -24,14 +40,10 @@ async def test_without_an_end_a_wait_takes_the_lease() -> None:
 async def test_an_end_already_reached_gives_a_granted_lease_back() -> None:
     """Room is free but the caller has stopped: the lease is returned, nothing is sent."""
     coordinator = one_slot()
-    ends: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    ends.set_result(None)
-    token = lease_wait_ends.set(ends)
-    try:
+    with wait_ends_on(new_end()) as ends:
+        ends.set_result(None)
         with pytest.raises(LeaseTimeoutError, match="nothing was sent"):
             await _acquire(coordinator, "gpt4o", None)
-    finally:
-        lease_wait_ends.reset(token)
     assert coordinator.in_progress("gpt4o") == 0
 
 
@@ -39,17 +51,13 @@ async def test_an_end_reached_while_waiting_stops_the_wait() -> None:
     """The only slot is taken; the end comes: the waiter raises and takes no lease later."""
     coordinator = one_slot()
     held = await coordinator.acquire_lease("gpt4o")
-    ends: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    token = lease_wait_ends.set(ends)
-    try:
+    with wait_ends_on(new_end()) as ends:
         waiter = asyncio.ensure_future(_acquire(coordinator, "gpt4o", None))
         await asyncio.sleep(0)
         assert not waiter.done()
         ends.set_result(None)
         with pytest.raises(LeaseTimeoutError):
             await asyncio.wait_for(waiter, 5)
-    finally:
-        lease_wait_ends.reset(token)
     await coordinator.release_lease(held)
     assert coordinator.in_progress("gpt4o") == 0
 
@@ -58,16 +66,12 @@ async def test_a_cancelled_waiter_leaves_no_lease() -> None:
     """Cancelling the caller mid-wait cancels the wait itself."""
     coordinator = one_slot()
     held = await coordinator.acquire_lease("gpt4o")
-    ends: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    token = lease_wait_ends.set(ends)
-    try:
+    with wait_ends_on(new_end()):
         waiter = asyncio.ensure_future(_acquire(coordinator, "gpt4o", None))
         await asyncio.sleep(0)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
-    finally:
-        lease_wait_ends.reset(token)
     await coordinator.release_lease(held)
     await asyncio.sleep(0)
     assert coordinator.in_progress("gpt4o") == 0
