@@ -28,6 +28,11 @@ def is_file(path: str) -> bool:
     return Path(path).is_file()
 
 
+def copied(copy: Path, source: str) -> bool:
+    """Return True when ``copy`` holds the bytes of the runner's file ``source``."""
+    return copy.read_bytes() == Path(source).read_bytes()
+
+
 def prompts(folder: Path, n: int) -> Path:
     path = folder / "prompts.txt"
     path.write_text("".join(f"cli cat #{i}\n" for i in range(n)))
@@ -38,7 +43,8 @@ async def test_cli_runs_reports_and_collects_a_shared_batch(
     batch_redis: Any, namespace: str, fake_server: Any, tmp_path: Path
 ) -> None:
     """Two ``ttapi batch --name`` runners ($TTAPI_COORDINATOR) do the batch; batch-status
-    counts it per runner; batch-collect writes one manifest naming each file's runner."""
+    counts it per runner; batch-collect copies both runners' images into one folder, with
+    one manifest naming each file's runner, and the gallery."""
     fake = await fake_server("--time-scale", SCALE, "--job-duration", "uniform:20,40")
     common = ["--base-url", fake.url, "--api-key", fake.api_key, "--poll-scale", SCALE]
     env = {"TTAPI_COORDINATOR": batch_redis.url, "TTAPI_COORDINATOR_NAMESPACE": namespace}
@@ -63,10 +69,14 @@ async def test_cli_runs_reports_and_collects_a_shared_batch(
     code, out, err = await ttapi(*common, "batch-collect", "--name", "cats", "--out",
                                  str(tmp_path / "all"), env=env)  # fmt: skip
     assert code == 0, err
-    lines = [json.loads(x) for x in (tmp_path / "all" / "manifest.jsonl").read_text().splitlines()]
+    assert "30 file(s) copied, 0 already here" in err
+    all_ = tmp_path / "all"
+    lines = [json.loads(x) for x in (all_ / "manifest.jsonl").read_text().splitlines()]
     assert len(lines) == 30 and {x["state"] for x in lines} == {"done"}
     assert all(is_file(x["paths"][0]) and x["runner"] for x in lines)
     assert {Path(x["out"]).name for x in lines} <= {"out0", "out1"}
+    assert all(copied(all_ / x["files"][0], x["paths"][0]) for x in lines)
+    assert (all_ / "index.html").read_text().count("<img ") == 30
 
 
 async def test_cli_refuses_a_redis_that_does_not_fsync(

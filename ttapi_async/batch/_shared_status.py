@@ -1,27 +1,20 @@
-"""What a shared batch holds: counts per state and per runner, and the one manifest.
+"""What a shared batch holds: counts per state and per runner.
 
 ``batch_status`` reads every item's state and runner (pipelined, a chunk at a time) and
-the runners' heartbeats; ``collect_manifest`` writes one ``manifest.jsonl`` for the whole
-batch, each line saying which runner (folder, host) holds the item's files.
+the runners' heartbeats; ``_shared_collect`` gathers the batch into one folder.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from .._files import atomic_writer
-from .._redact import redact
-from ._outputs import MANIFEST_NAME, manifest_line
-from ._shared import Store, row_of
-from ._shared_plan import count_states, iter_items
+from ._shared import Store
+from ._shared_plan import count_states
 from ._states import DONE, FAILED, PENDING, STATES, SUBMITTED, SUBMITTING, UNKNOWN
 
-__all__ = ["BatchStatus", "RunnerStatus", "batch_status", "collect_manifest"]
+__all__ = ["BatchStatus", "RunnerStatus", "batch_status"]
 
 #: The states of an item some runner is working on.
 IN_FLIGHT: Final = (PENDING, SUBMITTING, SUBMITTED)
@@ -110,38 +103,3 @@ async def batch_status(store: Store, name: str) -> BatchStatus:
             for r, a in zip(runners, alive, strict=True)
         ),
     )
-
-
-_FIELDS: Final = (
-    "id", "seq", "kind", "params", "stem", "state", "job_id", "submits", "error", "files",
-    "quota", "usage", "started_at", "submitted_at", "finished_at", "runner", "out", "host",
-)  # fmt: skip
-
-
-async def collect_manifest(store: Store, out_dir: Path) -> int:
-    """Write ``out_dir/manifest.jsonl``: one line per item of the batch, in input order.
-
-    Each line is the local manifest's record plus ``runner``, ``host`` and ``out`` (the
-    folder its files are in, on that host) and ``paths`` (the files' full paths there).
-    Return how many lines were written.
-    """
-    os.makedirs(out_dir, exist_ok=True)  # a command's one folder: no need for a thread
-    count = 0
-    with atomic_writer(out_dir / MANIFEST_NAME) as fh:
-        async for values in iter_items(store, _FIELDS):
-            fields = {k: v for k, v in zip(_FIELDS, values, strict=True) if v is not None}
-            if "id" not in fields:
-                continue  # removed meanwhile (a --force re-plan)
-            row = row_of(fields)
-            folder = Path(fields.get("out") or ".")
-            line = manifest_line(row, folder)
-            line.update(
-                runner=fields.get("runner") or None,
-                host=fields.get("host") or None,
-                out=fields.get("out") or None,
-                paths=[str(folder / f) for f in row.files] if fields.get("out") else [],
-            )
-            text = redact(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
-            fh.write((text + "\n").encode("utf-8"))
-            count += 1
-    return count
