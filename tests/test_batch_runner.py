@@ -366,10 +366,18 @@ async def test_stop_ends_an_items_wait_for_a_lease_and_sends_nothing(tmp_path: P
         fake.client(coordinator=coordinator) as client,
     ):
         runner = BatchRunner(client, tmp_path, concurrency=2)
+        asked: list[str] = []
+        acquire = coordinator.acquire_lease
+
+        async def counted(product: str, *, timeout: float | None = None) -> Any:
+            asked.append(product)
+            return await acquire(product, timeout=timeout)
+
+        coordinator.acquire_lease = counted  # type: ignore[method-assign]
 
         async def stop_when_the_second_waits() -> None:
             for _ in range(100_000):  # bounded: a few event-loop turns in practice
-                if runner.stats.submit_requests == 2 and fake.stats().submissions_by_prompt:
+                if len(asked) == 2 and fake.stats().submissions_by_prompt:
                     runner.stop()
                     return
                 await asyncio.sleep(0)
@@ -384,3 +392,39 @@ async def test_stop_ends_an_items_wait_for_a_lease_and_sends_nothing(tmp_path: P
     with Journal.open(tmp_path) as journal:
         states = sorted(row.state for row in journal.rows())
     assert states == ["pending", "submitted"]
+
+
+async def test_an_item_waiting_for_a_lease_is_not_claimed_so_an_abort_leaves_it_pending(
+    tmp_path: Path,
+) -> None:
+    """A job item is marked "submitting" only once it holds its lease: aborted (as a killed
+    run is) while it waits, it stays pending (the next run sends it), not unknown."""
+    from ttapi_async.coordination import LimitSettings, LocalCoordinator
+
+    coordinator = LocalCoordinator(LimitSettings(cap=1, initial=1))
+    async with (
+        FakeTTAPI(clock=ManualClock(), job_duration=Duration.fixed(600)) as fake,
+        fake.client(coordinator=coordinator) as client,
+    ):
+        held = await coordinator.acquire_lease("gpt4o")  # the only slot: the item must wait
+        asked = asyncio.Event()
+        acquire = coordinator.acquire_lease
+
+        async def asking(product: str, *, timeout: float | None = None) -> Any:
+            asked.set()
+            return await acquire(product, timeout=timeout)
+
+        coordinator.acquire_lease = asking  # type: ignore[method-assign]
+        runner = BatchRunner(client, tmp_path, concurrency=1)
+        running = asyncio.ensure_future(collect(runner, jobs(1)))
+        await asyncio.wait_for(asked.wait(), 30)
+        with Journal.open(tmp_path) as journal:
+            waiting = [row.state for row in journal.rows()]
+        runner.abort()
+        ended = await asyncio.wait_for(running, 30)
+        sent = dict(fake.stats().submissions_by_prompt)
+        await coordinator.release_lease(held)
+    with Journal.open(tmp_path) as journal:
+        states = [row.state for row in journal.rows()]
+    assert waiting == ["pending"] and states == ["pending"]
+    assert ended == [] and sent == {} and runner.stats.unknown == 0

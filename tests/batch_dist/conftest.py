@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-# The coordination tests' redis-server and fake-server helpers, reused as they are.
+# The coordination tests' redis-server and fake-server helpers, reused as they are (and
+# tests/_factories.py, the factory fixtures' shape both folders share).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "coordination"))
 
+from _factories import factory, fake_servers
 from _redis_server import RedisServer, require_redis
 
 API_KEY = "tt-SECRET-batch-0123456789-KEY"
@@ -63,8 +65,6 @@ async def shared_clients(
     from ttapi_async._schedule import PollSchedule
     from ttapi_async.coordination import RedisCoordinator
 
-    made: list[Any] = []
-
     async def make(fake: Any, *, url: str | None = None, **coord: Any) -> Any:
         coord.setdefault("heartbeat", 3600.0)
         coordinator = RedisCoordinator(url or batch_redis.url, namespace=namespace, **coord)
@@ -73,29 +73,17 @@ async def shared_clients(
         client.watcher.configure(
             schedule=PollSchedule().scaled(fake.time_scale), max_per_second=None
         )
-        made.append(client)
         return client
 
-    yield make
-    for client in made:
-        await client.__aexit__(None, None, None)
+    async with factory(make, lambda client: client.__aexit__(None, None, None)) as start:
+        yield start
 
 
 @pytest.fixture
 async def fake_server() -> AsyncIterator[Callable[..., Any]]:
     """Return an async factory of ``ttapi fake-server`` processes (killed after the test)."""
-    from _fake_process import FakeProcess
-
-    started: list[FakeProcess] = []
-
-    async def start(*args: str) -> FakeProcess:
-        fake = await FakeProcess.start("--api-key", API_KEY, *args)
-        started.append(fake)
-        return fake
-
-    yield start
-    for fake in started:
-        await fake.stop()
+    async with fake_servers(API_KEY) as start:
+        yield start
 
 
 @pytest.fixture
@@ -103,16 +91,8 @@ async def runner_procs() -> AsyncIterator[Callable[..., Any]]:
     """Return an async factory of shared-batch runner processes (killed after the test)."""
     from _procs import RunnerProcess
 
-    started: list[RunnerProcess] = []
-
-    async def start(**config: Any) -> RunnerProcess:
-        runner = await RunnerProcess.start(**config)
-        started.append(runner)
-        return runner
-
-    yield start
-    for runner in started:
-        await runner.kill()
+    async with factory(RunnerProcess.start, RunnerProcess.kill) as start:
+        yield start
 
 
 async def batch_states(url: str, namespace: str, name: str) -> dict[str, dict[str, str]]:

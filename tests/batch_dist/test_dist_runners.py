@@ -47,6 +47,20 @@ def store_of(client: Any, name: str = "cats") -> Store:
     return Store(coordinator.redis, coordinator.keys("batch", name))
 
 
+async def dead_runner(
+    client: Any, requests: list[BatchRequest], tmp_path: Path, *, holding: int
+) -> tuple[Store, SharedJournal, list[str]]:
+    """Plan the batch as runner "dead", which joins and is handed ``holding`` items (the
+    test then says what it did with them before its heartbeat ran out)."""
+    await client.open_coordinator()
+    store = store_of(client)
+    await plan_batch(store, requests, name="cats", planner="dead")
+    dead = SharedJournal(store, "dead", out=str(tmp_path / "dead"), host="h")
+    assert await dead.beat(60.0)
+    held = [r.id for r in await dead.fetch(("pending",), -1, chunk=holding)]
+    return store, dead, held
+
+
 async def test_two_runners_do_every_item_once(shared_clients: Any, tmp_path: Path) -> None:
     """Two runners on one 50-item batch: every item done, each submitted exactly once."""
     requests = prompts(50)
@@ -92,12 +106,7 @@ async def test_a_dead_runners_items_are_taken_over_by_state(
     requests = prompts(6)
     async with FakeTTAPI(time_scale=SCALE, job_duration=Duration.uniform(5, 15)) as fake:
         client = await shared_clients(fake)
-        await client.open_coordinator()
-        store = store_of(client)
-        await plan_batch(store, requests, name="cats", planner="dead")
-        dead = SharedJournal(store, "dead", out=str(tmp_path / "dead"), host="h")
-        assert await dead.beat(60.0)
-        held = [r.id for r in await dead.fetch(("pending",), -1, chunk=3)]
+        store, dead, held = await dead_runner(client, requests, tmp_path, holding=3)
         assert held == ["cat-0", "cat-1", "cat-2"]
         job = await client.gpt4o.submit(prompt="cat #0", max_retries=0)
         assert await dead.mark_submitting("cat-0")
@@ -111,7 +120,10 @@ async def test_a_dead_runners_items_are_taken_over_by_state(
         submissions = fake.stats().submissions_by_prompt
         totals, runners = await count_states(store)
     states = {o.id: o.state for o in outcomes}
-    assert states == {f"cat-{i}": "done" for i in range(6) if i != 1}  # cat-1: not sent again
+    # cat-1: not sent again, and reported (once) by the taker that marked it
+    assert states == {f"cat-{i}": "done" if i != 1 else "unknown" for i in range(6)}
+    [lost] = [o for o in outcomes if o.id == "cat-1"]
+    assert "died while submitting" in (lost.error or "")
     assert submissions == collections.Counter({f"cat #{i}": 1 for i in range(6) if i != 1})
     assert totals["done"] == 5 and totals["unknown"] == 1
     assert "dead" not in runners or runners["dead"]["done"] == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _factories import factory, fake_servers
 from _redis_server import RedisServer, require_redis
 
 from ttapi_async.coordination import Fallback, JobRecord
@@ -77,8 +78,6 @@ async def make_coordinator(
     """Return an async factory of open RedisCoordinators (closed after the test)."""
     from ttapi_async.coordination import RedisCoordinator
 
-    made: list[RedisCoordinator] = []
-
     async def make(
         listener: Recorder | None = None, *, url: str | None = None, **kwargs: Any
     ) -> RedisCoordinator:
@@ -86,12 +85,10 @@ async def make_coordinator(
         coordinator = RedisCoordinator(url or redis_server.url, namespace=namespace, **kwargs)
         await coordinator.open(API_KEY, listener)
         await coordinator.wait_subscribed()
-        made.append(coordinator)
         return coordinator
 
-    yield make
-    for coordinator in made:
-        await coordinator.aclose()
+    async with factory(make, RedisCoordinator.aclose) as start:
+        yield start
 
 
 # --- the multi-process client tests (test_workers_*): a fake-server process, worker processes
@@ -100,18 +97,8 @@ async def make_coordinator(
 @pytest.fixture
 async def fake_server() -> AsyncIterator[Callable[..., Any]]:
     """Return an async factory of ``ttapi fake-server`` processes (killed after the test)."""
-    from _fake_process import FakeProcess
-
-    started: list[FakeProcess] = []
-
-    async def start(*args: str) -> FakeProcess:
-        fake = await FakeProcess.start("--api-key", API_KEY, *args)
-        started.append(fake)
-        return fake
-
-    yield start
-    for fake in started:
-        await fake.stop()
+    async with fake_servers(API_KEY) as start:
+        yield start
 
 
 @pytest.fixture
@@ -125,15 +112,10 @@ async def start_worker(
     """
     from _workers import ClientWorker
 
-    started: list[ClientWorker] = []
-
     async def start(name: str, fake: Any, **config: Any) -> ClientWorker:
         config.setdefault("redis", redis_server.url)
         config.setdefault("namespace", namespace)
-        worker = await ClientWorker.start(name, base_url=fake.url, api_key=fake.api_key, **config)
-        started.append(worker)
-        return worker
+        return await ClientWorker.start(name, base_url=fake.url, api_key=fake.api_key, **config)
 
-    yield start
-    for worker in started:
-        await worker.kill()
+    async with factory(start, ClientWorker.kill) as make:
+        yield make

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _factories import factory
 
 from ttapi_async.coordination import LeaseTimeoutError, LimitSettings
 
@@ -46,16 +47,8 @@ class Worker:
 
 @pytest.fixture
 async def workers() -> Any:
-    started: list[Worker] = []
-
-    async def start(**config: Any) -> Worker:
-        worker = await Worker.start(**config)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        await worker.kill()
+    async with factory(Worker.start, Worker.kill) as start:
+        yield start
 
 
 async def _advance(coordinator: Any, seconds: float) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,6 +42,7 @@ from ._states import (
     InputChangedError,
     ItemRow,
     SyncReport,
+    done_columns,
 )
 
 __all__ = [
@@ -380,17 +380,11 @@ class Journal:
     ) -> None:
         """Record that the item's images are on disk."""
         now = time.time()
+        files_text, usage_text = done_columns(files, usage)
         await self._write(
             "UPDATE items SET state='done', error=NULL, files=?, quota=?, usage=?, "
             "finished_at=?, updated_at=? WHERE id=?",
-            (
-                json.dumps(list(files)),
-                quota,
-                json.dumps(usage) if usage is not None else None,
-                now,
-                now,
-                item_id,
-            ),
+            (files_text, quota, usage_text, now, now, item_id),
             wait=False,
         )
 

@@ -33,7 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .._redact import redact
 from . import _shared_scripts as scripts
 from ._shared_errors import SharedStoreError
-from ._states import PENDING, STATES, ItemRow
+from ._states import PENDING, STATES, ItemRow, done_columns
 
 __all__ = ["DOWN", "SharedJournal", "Store", "row_of"]
 
@@ -200,14 +200,10 @@ class SharedJournal:
         usage: dict[str, Any] | None,
     ) -> None:
         """Record that the item's images are on disk here (this runner's folder and host)."""
-        await self._end(
-            item_id,
-            "done",
-            "",
-            files=json.dumps(list(files)),
-            quota="" if quota is None else str(quota),
-            usage="" if usage is None else json.dumps(usage),
-        )
+        files_text, usage_text = done_columns(files, usage)
+        quota_text = "" if quota is None else str(quota)
+        await self._end(item_id, "done", "", files=files_text, quota=quota_text,
+                        usage=usage_text or "")  # fmt: skip
 
     async def mark_failed(self, item_id: str, error: str) -> None:
         """Record that the item failed for good (until ``retry_failed``)."""
@@ -244,17 +240,20 @@ class SharedJournal:
 
     async def take_over(
         self, lock: float, *, resubmit_unknown: bool = False
-    ) -> tuple[int, int, list[ItemRow]]:
+    ) -> tuple[int, list[ItemRow], list[ItemRow]]:
         """Take over runners whose heartbeat expired, if this runner gets the takeover lock.
 
-        Return (items queued again, items marked unknown, submitted items now this runner's).
+        Return (items queued again, items marked unknown now, submitted items now this
+        runner's); only the one taker that marked an item unknown is given its row.
         """
         out = await self.store.script(
             "TAKEOVER", self.runner, round(lock * 1000), int(resubmit_unknown)
         )
         if out[0] == -1:
-            return 0, 0, []
-        return int(out[0]), int(out[1]), [row_of(_pairs(flat)) for flat in out[2:]]
+            return 0, [], []
+        n = int(out[1])
+        rows = [row_of(_pairs(flat)) for flat in out[2:]]
+        return int(out[0]), rows[:n], rows[n:]
 
     async def others_busy(self) -> bool:
         """Return True while another runner holds items (it may die and leave them to us)."""

@@ -27,7 +27,7 @@ from ._shared import SharedJournal, Store
 from ._shared_api import JournalAPI
 from ._shared_errors import SharedStoreError
 from ._shared_plan import check_durability, count_states, plan_batch, requeue
-from ._states import DONE, SyncReport
+from ._states import DONE, ItemRow, SyncReport
 
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
@@ -110,6 +110,7 @@ class SharedBatchRunner(BatchRunner):
         self.store: Store | None = None
         self._shared: SharedJournal | None = None
         self._taking = True
+        self._taking_over = asyncio.Lock()
         self._beat_stop = asyncio.Event()
 
     # --- planning -------------------------------------------------------------------------
@@ -229,15 +230,40 @@ class SharedBatchRunner(BatchRunner):
                 return
 
     async def _take_over(self, journal: SharedJournal) -> None:
-        _, unknown, rows = await journal.take_over(
-            self.period * 2, resubmit_unknown=self.resubmit_unknown
-        )
-        self.stats.unknown += unknown
-        for row in rows:
-            slot = self.limiter(FAMILY_OF[row.kind]).hold()
-            self.stats.resumed += 1
-            self._spawn(self._resume(row, slot), row.kind)
+        async with self._taking_over:
+            if not self._taking:
+                return  # the run closed meanwhile: the next runner takes over
+            _, unknown, rows = await journal.take_over(
+                self.period * 2, resubmit_unknown=self.resubmit_unknown
+            )
+            # The items a dead runner left "submitting" end here, as unknown: the one
+            # taker that marked them reports them (once), as a local run reports its own.
+            self.stats.unknown += len(unknown)
+            for row in unknown:
+                self._emit(self._unknown_outcome(row))
+            if not self._taking:
+                # The run is closing: the jobs stay this runner's in Redis, submitted, and
+                # whoever takes over after it leaves resumes them.
+                return
+            for row in rows:
+                slot = self.limiter(FAMILY_OF[row.kind]).hold()
+                self.stats.resumed += 1
+                self._spawn(self._resume(row, slot), row.kind)
         self._wakeup.set()  # items queued again: the producer looks at the stream
+
+    def _unknown_outcome(self, row: ItemRow) -> BatchOutcome:
+        reason = row.error or "its runner died while submitting: it may have been sent"
+        if self._endings is None:
+            return BatchOutcome(id=row.id, kind=row.kind, state="unknown", error=reason)
+        return self._endings.record(row, "unknown", error=reason)
+
+    async def _settle_journal(self, journal: JournalAPI) -> None:
+        # No takeover from here on; one under way reports its unknowns first (the run's
+        # outcomes end after this).
+        self._taking = False
+        async with self._taking_over:
+            pass
+        await super()._settle_journal(journal)
 
     async def _more_later(self) -> bool:
         journal = self._shared

@@ -177,8 +177,9 @@ return 1
 #: TAKEOVER(me, lock_ms, resubmit_unknown): with the takeover lock (one taker at a time),
 #: take over every runner whose heartbeat key expired: ``submitted`` items become the
 #: taker's (returned, to resume by job id), ``pending`` ones are queued again, and
-#: ``submitting`` ones become ``unknown`` (queued again only with resubmit_unknown).
-#: Returns {-1} without the lock, else {requeued, unknown, row, row...}.
+#: ``submitting`` ones become ``unknown`` (queued again only with resubmit_unknown; the
+#: taker reports them, once). Returns {-1} without the lock, else {requeued, n, the n
+#: unknown rows..., the submitted rows...}.
 TAKEOVER: Final = (
     _NOW
     + """
@@ -189,7 +190,7 @@ if not redis.call('SET', lock, me, 'NX', 'PX', lock_ms) then
   redis.call('PEXPIRE', lock, lock_ms)
 end
 local stream = base .. ':stream'
-local requeued, unknown, out = 0, 0, {}
+local requeued, unknown, out = 0, {}, {}
 local t = now()
 for _, r in ipairs(redis.call('SMEMBERS', base .. ':runners')) do
   if r ~= me and redis.call('EXISTS', base .. ':alive:' .. r) == 0 then
@@ -211,7 +212,7 @@ for _, r in ipairs(redis.call('SMEMBERS', base .. ':runners')) do
                      'updated_at', t, 'error',
                      'runner ' .. r .. ' died while submitting: the request may have reached '
                      .. 'the service')
-          unknown = unknown + 1
+          table.insert(unknown, redis.call('HGETALL', key))
         end
       end
     end
@@ -221,7 +222,8 @@ for _, r in ipairs(redis.call('SMEMBERS', base .. ':runners')) do
     redis.call('XGROUP', 'DELCONSUMER', stream, 'runners', r)
   end
 end
-table.insert(out, 1, unknown)
+for i = #unknown, 1, -1 do table.insert(out, 1, unknown[i]) end
+table.insert(out, 1, #unknown)
 table.insert(out, 1, requeued)
 return out
 """

@@ -35,6 +35,7 @@ __all__ = [
     "InputChangedError",
     "ItemRow",
     "SyncReport",
+    "done_columns",
 ]
 
 JOURNAL_NAME: Final = "journal.sqlite3"
@@ -159,3 +160,9 @@ class ItemRow:
             submitted_at=row[13],
             finished_at=row[14],
         )
+
+
+def done_columns(files: Sequence[str], usage: dict[str, Any] | None) -> tuple[str, str | None]:
+    """Return how a journal (local or shared) stores a done item's files and usage: JSON
+    text (None: no usage), as ``ItemRow`` reads them back."""
+    return json.dumps(list(files)), None if usage is None else json.dumps(usage)

@@ -20,6 +20,8 @@ import attrs
 
 from .._errors import InvalidRequestError
 from .._retry import is_testing, retry_after_of
+from ..resources._leased import before_send
+from ..resources.jobs import CLAIMS_BEFORE_SEND
 from ._errors import JournalWriteError
 from ._input import FAMILY_OF, JOB_KINDS
 from ._limiter import AdaptiveLimiter, Slot
@@ -32,7 +34,7 @@ from ._states import PENDING, SUBMITTED, ItemRow
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
 
-__all__ = ["MAX_REFUSALS", "ItemSteps", "RetryState", "Stopped"]
+__all__ = ["MAX_REFUSALS", "Claim", "ItemSteps", "RetryState", "Stopped", "Unclaimed"]
 
 T = TypeVar("T")
 
@@ -42,6 +44,53 @@ MAX_REFUSALS: Final = 200
 
 class Stopped(Exception):
     """Internal: the run was asked to stop while this item waited."""
+
+
+class Unclaimed(Exception):
+    """Internal: the claim before sending failed; nothing was sent.
+
+    ``error`` is what the journal raised, None when the item was no longer this run's to
+    claim (another writer has it, or this runner was taken over).
+    """
+
+    def __init__(self, error: Exception | None) -> None:
+        super().__init__("not claimed: nothing was sent")
+        self.error = error
+
+
+class Claim:
+    """One attempt's ``pending -> submitting`` compare-and-set, made at most once.
+
+    Awaited right before the request leaves (by the client's submit, once it holds its
+    lease, or by the runner before any other call); raises ``Unclaimed`` when the item may
+    not be sent. ``made``: the claim was written, so the request may have gone out.
+    """
+
+    __slots__ = ("asked", "made", "row", "steps")
+
+    def __init__(self, steps: ItemSteps, row: ItemRow) -> None:
+        self.steps = steps
+        self.row = row
+        self.asked = False
+        self.made = False
+
+    async def __call__(self) -> None:
+        if self.made:
+            return  # a client retry of this attempt: sent under the same claim
+        if self.asked:
+            raise Unclaimed(None)  # the claim failed: no retry may send without it
+        self.asked = True
+        steps = self.steps
+        assert steps._journal is not None and steps._endings is not None
+        try:
+            claimed = await steps._journal.mark_submitting(self.row.id)
+        except Exception as exc:  # carried past the client, which must not judge it
+            raise Unclaimed(exc) from None
+        if not claimed:
+            raise Unclaimed(None)
+        self.made = True
+        steps._endings.started(self.row.id)
+        steps.stats.submit_requests += 1
 
 
 class RetryState:
@@ -119,26 +168,33 @@ class ItemSteps:
     ) -> BatchOutcome | None:
         assert self._journal is not None and self._endings is not None
         journal = self._journal
+        method = self._method(row)
+        claim = Claim(self, row)
+        # A job submit claims its item once it holds its lease, right before the POST: a
+        # runner that dies while it waits has claimed nothing (the item is queued again,
+        # not called unknown). Any other callable is claimed for before it is called.
+        late = getattr(method, "__func__", None) in CLAIMS_BEFORE_SEND
         try:
-            claimed = await journal.mark_submitting(row.id)
-        except JournalWriteError as exc:
-            self._write_failed(exc)  # nothing was sent: the item stays pending
+            if not late:
+                await claim()
+            answer = await self._call(row, method, claim if late else None)
+        except Unclaimed as exc:  # nothing was sent: the item stays pending
+            if isinstance(exc.error, JournalWriteError):
+                self._write_failed(exc.error)
+            elif exc.error is not None:
+                raise exc.error from None  # a surprise: ended by _item (_crashed)
+            else:
+                self.stats.claimed_elsewhere += 1  # another writer of this journal has it
             return None
-        if not claimed:
-            self.stats.claimed_elsewhere += 1  # another writer of this journal has it
-            return None
-        self._endings.started(row.id)
-        self.stats.submit_requests += 1
-        try:
-            answer = await self._call(row)
         except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(
-                    journal.mark_unknown(row.id, "abandoned while the request was in flight")
-                )
-            raise
+            if claim.made:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(
+                        journal.mark_unknown(row.id, "abandoned while the request was in flight")
+                    )
+            raise  # not claimed: nothing was sent, the item stays pending
         except Exception as exc:  # the policy says what each one means
-            return await self._submit_failed(row, exc, slot, limiter)
+            return await self._submit_failed(row, exc, slot, limiter, sent=claim.made)
         limiter.accepted(slot)
         if row.kind not in JOB_KINDS:
             limiter.release(slot)  # a synchronous answer frees its slot now
@@ -182,17 +238,23 @@ class ItemSteps:
         if outcome is not None:
             self._emit(outcome)
 
-    async def _call(self, row: ItemRow) -> Any:
-        params = dict(row.params)
-        method: Callable[..., Awaitable[Any]]
+    def _method(self, row: ItemRow) -> Callable[..., Awaitable[Any]]:
+        """Return the client call that sends ``row``."""
         if row.kind == "generate":
-            method = self.client.images.generate
-        elif row.kind == "edit":
-            method = self.client.images.edit
-        elif row.kind == "dalle3":
-            method = self.client.dalle3.generate
-        else:
-            method = getattr(self.client, row.kind).submit
+            return self.client.images.generate
+        if row.kind == "edit":
+            return self.client.images.edit
+        if row.kind == "dalle3":
+            return self.client.dalle3.generate
+        return getattr(self.client, row.kind).submit  # type: ignore[no-any-return]
+
+    async def _call(
+        self,
+        row: ItemRow,
+        method: Callable[..., Awaitable[Any]],
+        claim: Callable[[], Awaitable[None]] | None,
+    ) -> Any:
+        params = dict(row.params)
         # The batch does its own pacing: a refusal must reach the limiter, not be slept
         # through inside the client.
         if self._takes(method, "max_retries"):
@@ -202,7 +264,13 @@ class ItemSteps:
         except TypeError as exc:
             # Raised while binding the arguments, before anything could be sent.
             raise InvalidRequestError(f"{row.kind}: {exc}") from None
-        return await call
+        if claim is None:
+            return await call
+        token = before_send.set(claim)  # this task's context: the submit awaits it
+        try:
+            return await call
+        finally:
+            before_send.reset(token)
 
     def _takes(self, method: Callable[..., Any], name: str) -> bool:
         key = getattr(method, "__func__", method)
@@ -219,11 +287,15 @@ class ItemSteps:
         return known
 
     async def _submit_failed(
-        self, row: ItemRow, exc: Exception, slot: Slot, limiter: AdaptiveLimiter
+        self, row: ItemRow, exc: Exception, slot: Slot, limiter: AdaptiveLimiter, *, sent: bool
     ) -> BatchOutcome | None:
-        """Act on what the policy says a failed submission means."""
+        """Act on what the policy says a failed submission means (``sent``: the item was
+        claimed, so its request may have gone out)."""
         assert self._journal is not None and self._endings is not None
         verdict = decide(Stage.SUBMIT, exc)
+        if not sent and verdict.action is Action.UNKNOWN:
+            # Raised before the claim, so before the request could leave: nothing to fear.
+            verdict = attrs.evolve(verdict, action=Action.RETRY)
         reason = explain(Stage.SUBMIT, exc, verdict, None)
         if verdict.stop:
             self._stop_for(exc)

@@ -16,6 +16,12 @@ A caller that may stop waiting (the batch runner, on Ctrl-C) sets ``lease_wait_e
 future: once it is done, a wait for a lease ends with ``LeaseTimeoutError`` (nothing sent).
 Without it, a stopping batch waited for a lease that jobs it had stopped watching held for
 ``AMBIGUOUS_HOLD`` (2 minutes).
+
+A caller that must mark its request as being sent (the batch runner's ``pending ->
+submitting`` claim) sets ``before_send``: it is awaited once the lease is held and the
+shared rate lets the request go, right before the POST. What it raises ends the attempt
+with nothing sent (the lease is freed). A runner that dies while it waits for a lease has
+then claimed nothing, so its item is queued again rather than called ``unknown``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -42,7 +48,7 @@ if TYPE_CHECKING:
     from .._client import AsyncTTAPI
     from ..coordination._types import Coordinator, Lease
 
-__all__ = ["Parse", "lease_wait_ends", "submit_leased"]
+__all__ = ["Parse", "before_send", "lease_wait_ends", "submit_leased"]
 
 #: Read the job id out of a submit's (JSON, status, headers); raise typed if it is not there.
 Parse = Callable[[Any, int, Mapping[str, str]], str]
@@ -52,6 +58,11 @@ _ONCE = RequestOptions(max_retries=0)
 #: A future whose completion ends this context's waits for a lease (see the module's doc).
 lease_wait_ends: contextvars.ContextVar[asyncio.Future[None] | None] = contextvars.ContextVar(
     "lease_wait_ends", default=None
+)
+
+#: Awaited right before this context's submit is sent (see the module's doc).
+before_send: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "before_send", default=None
 )
 
 
@@ -96,6 +107,9 @@ async def _attempt(
     sent = False
     try:
         await coordination.rate()
+        ready = before_send.get()
+        if ready is not None:
+            await ready()  # the caller's claim: what it raises sends nothing
         sent = True
         payload, status, headers = await client._send(
             "POST", path, json_body=body, idempotent=False, options=once

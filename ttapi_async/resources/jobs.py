@@ -8,7 +8,7 @@ is a ``JobFamily`` and a subclass whose ``submit`` names its fields.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
 from cattrs.gen import make_dict_structure_fn, override
@@ -27,7 +27,15 @@ from ._leased import submit_leased
 if TYPE_CHECKING:
     from .._client import AsyncTTAPI
 
-__all__ = ["GPT", "GPT4O_FAMILY", "GPT_FAMILY", "GPT4o", "JobFamily", "JobResource"]
+__all__ = [
+    "CLAIMS_BEFORE_SEND",
+    "GPT",
+    "GPT4O_FAMILY",
+    "GPT_FAMILY",
+    "GPT4o",
+    "JobFamily",
+    "JobResource",
+]
 
 
 @attrs.frozen
@@ -444,3 +452,9 @@ class GPT(JobResource):
             lease_timeout=lease_timeout,
         )
         return await job
+
+
+#: The submits that await ``_leased.before_send`` right before their POST, after the wait
+#: for a lease (a caller may then claim its item as late as that; any other callable is
+#: claimed for before it is called).
+CLAIMS_BEFORE_SEND: Final = frozenset({GPT4o.submit, GPT.submit})
