@@ -217,18 +217,12 @@ class _Collector:
                 continue
             assert isinstance(name, str) and item.out is not None
             path = os.path.join(item.out, name)
-            folder = self.folder(item.out)
-            if folder is None:
-                other = item.host != self.host
-                reason, detail = (
-                    (ELSEWHERE, f"on host {item.host!r}")
-                    if other
-                    else (MISSING, "its folder is gone from this host")
-                )
-                misses.append(NotCollected(item.id, name, reason, detail, item.runner,
-                                           item.host, path))  # fmt: skip
-                continue
             try:
+                folder = self.folder(item.out)
+                if folder is None:
+                    if item.host != self.host:
+                        raise _Skip(ELSEWHERE, f"on host {item.host!r}")
+                    raise _Skip(MISSING, "its folder is gone from this host")
                 outcome = self.file(folder, name)
             except _Skip as skip:
                 misses.append(NotCollected(item.id, name, skip.reason, skip.detail,

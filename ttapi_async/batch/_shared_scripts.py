@@ -222,10 +222,10 @@ for _, r in ipairs(redis.call('SMEMBERS', base .. ':runners')) do
     redis.call('XGROUP', 'DELCONSUMER', stream, 'runners', r)
   end
 end
-for i = #unknown, 1, -1 do table.insert(out, 1, unknown[i]) end
-table.insert(out, 1, #unknown)
-table.insert(out, 1, requeued)
-return out
+local result = {requeued, #unknown}
+for _, row in ipairs(unknown) do table.insert(result, row) end
+for _, row in ipairs(out) do table.insert(result, row) end
+return result
 """
 )
 
