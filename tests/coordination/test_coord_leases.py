@@ -76,7 +76,8 @@ async def test_slow_start_then_back_off_on_499(make_coordinator: Any) -> None:
 
 async def test_growth_after_slow_start_is_one_per_grow_every(make_coordinator: Any) -> None:
     """Once a refusal ended slow start, the limit grows by one per ``grow_every`` acceptances."""
-    c = await make_coordinator(limits=LimitSettings(cap=50, initial=10, grow_every=3))
+    # halved, so that the growth stays below the refused level (the probe there waits longer)
+    c = await make_coordinator(limits=LimitSettings(cap=50, initial=10, grow_every=3, decrease=0.5))
     await c.refused(await c.acquire_lease("4o"))
     limit = c.keys("limit", "4o")
     start = float(await c._redis().hget(limit, "limit"))

@@ -5,8 +5,10 @@ in progress (499). The limiter finds them: it starts small and grows quickly whi
 request is accepted (slow start), then by one slot per ``grow_every`` acceptances; a
 refusal multiplies the limit by ``decrease`` (once per round: refusals of requests sent
 before the last decrease say nothing new) and, when the answer carried ``Retry-After``,
-holds every new request until then. For job families a slot is held from submission
-until the job ends, because the 499 limit counts jobs in progress, not requests.
+holds every new request until then. Probes above a level refused before back off
+(``ttapi_async/_aimd.py``, the arithmetic every limiter shares). For job families a slot is
+held from submission until the job ends, because the 499 limit counts jobs in progress,
+not requests.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable
+
+from .._aimd import Aimd
 
 __all__ = ["AdaptiveLimiter", "Slot"]
 
@@ -55,10 +59,9 @@ class AdaptiveLimiter:
             raise ValueError(f"decrease must be within (0, 1), got {decrease}")
         self.cap = cap
         self.minimum = max(1, min(minimum, cap))
-        self.limit = float(min(cap, initial if initial is not None else min(cap, 16)))
+        self._aimd = Aimd(min(cap, initial if initial is not None else min(cap, 16)))
         self.decrease = decrease
         self.grow_every = max(1, grow_every)
-        self.slow_start = True
         self.in_flight = 0
         #: slots whose request the service accepted (jobs it is running, for job families)
         self.accepted_in_flight = 0
@@ -66,7 +69,6 @@ class AdaptiveLimiter:
         self.refusals = 0
         self.acceptances = 0
         self._epoch = 0
-        self._credit = 0
         self._clock = clock
         self._sleep = sleep
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -76,6 +78,16 @@ class AdaptiveLimiter:
             f"AdaptiveLimiter(limit={self.limit:.1f}, cap={self.cap}, "
             f"in_flight={self.in_flight}, slow_start={self.slow_start})"
         )
+
+    @property
+    def limit(self) -> float:
+        """Return the adaptive limit (a fraction grows into a whole slot)."""
+        return self._aimd.limit
+
+    @property
+    def slow_start(self) -> bool:
+        """Return True until the first refusal."""
+        return self._aimd.slow
 
     @property
     def current(self) -> int:
@@ -134,16 +146,8 @@ class AdaptiveLimiter:
         if not slot._accepted and not slot._released:
             slot._accepted = True
             self.accepted_in_flight += 1
-        if self.limit >= self.cap:
-            return
-        if self.slow_start:
-            self.limit = min(float(self.cap), self.limit + 1.0)
-        else:
-            self._credit += 1
-            if self._credit >= self.grow_every:
-                self._credit = 0
-                self.limit = min(float(self.cap), self.limit + 1.0)
-        self._wake()
+        if self._aimd.grow(float(self.cap), self.grow_every):
+            self._wake()
 
     def refused(
         self, slot: Slot, retry_after: float | None = None, *, queue_full: bool = False
@@ -160,15 +164,13 @@ class AdaptiveLimiter:
         if slot.epoch != self._epoch:
             return  # sent before the last decrease: already accounted for
         self._epoch += 1
-        self.slow_start = False
-        self._credit = 0
         # After a 499, shrink from what the service really holds (the requests it
         # accepted that have not ended): far above the ceiling, one refusal brings the
         # limit down to it at once instead of 5% per round.
         base = self.limit
         if queue_full:
             base = min(base, float(max(self.accepted_in_flight, 1)))
-        self.limit = max(float(self.minimum), base * self.decrease)
+        self._aimd.shrink(base, self.decrease, float(self.minimum))
 
     def _wake(self) -> None:
         free = self.current - self.in_flight

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from .._aimd import Aimd
 from .._errors import LeaseTimeoutError
 from ._keys import worker_name
 from ._types import CoordinatorListener, Fallback, JobRecord, Lease, LimitSettings, Settled
@@ -26,16 +27,14 @@ KEEP_SETTLED = 86_400.0
 CONFIRM_TTL = 30.0
 
 
-class _Product:
+class _Product(Aimd):
     """One product's adaptive limit and leases (the rules the Lua scripts apply in Redis)."""
 
-    __slots__ = ("accepted", "changed", "credit", "epoch", "leases", "limit", "slow")
+    __slots__ = ("accepted", "changed", "epoch", "leases")
 
     def __init__(self, initial: int) -> None:
-        self.limit = float(initial)
-        self.slow = True
+        super().__init__(initial)
         self.epoch = 0
-        self.credit = 0
         self.accepted = 0
         #: lease token -> bound to an accepted job
         self.leases: dict[str, bool] = {}
@@ -191,12 +190,10 @@ class LocalCoordinator:
         state = self._product(lease.product)
         if lease.epoch == state.epoch:
             state.epoch += 1
-            state.slow = False
-            state.credit = 0
             base = state.limit
             if queue_full:
                 base = min(base, float(max(state.accepted, 1)))
-            state.limit = max(float(self.limits.minimum), base * self.limits.decrease)
+            state.shrink(base, self.limits.decrease, float(self.limits.minimum))
         self._drop(lease.product, lease.token)
 
     async def pause(self, seconds: float) -> None:
@@ -257,17 +254,8 @@ class LocalCoordinator:
         return state
 
     def _grow(self, product: str, state: _Product) -> None:
-        cap = float(self.limits.cap_of(product))
-        if state.limit >= cap:
-            return
-        if state.slow:
-            state.limit = min(cap, state.limit + 1.0)
-        else:
-            state.credit += 1
-            if state.credit >= self.limits.grow_every:
-                state.credit = 0
-                state.limit = min(cap, state.limit + 1.0)
-        state.changed.set()
+        if state.grow(float(self.limits.cap_of(product)), self.limits.grow_every):
+            state.changed.set()
 
     def _drop(self, product: str, token: str) -> None:
         state = self._product(product)

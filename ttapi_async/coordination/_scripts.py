@@ -8,6 +8,8 @@ the prefix's hash tag, so they all live in one cluster slot.
 
 from __future__ import annotations
 
+from .._aimd import MAX_BACKOFF
+
 __all__ = [
     "ACQUIRE",
     "CLAIM",
@@ -24,7 +26,9 @@ __all__ = [
     "UNQUEUE",
 ]
 
-_HEADER = """
+_HEADER = (
+    f"local MAX_BACKOFF = {MAX_BACKOFF}\n"
+    + """
 local P = ARGV[1]
 local function k(...) return P .. table.concat({...}, ':') end
 local function now_ms()
@@ -39,6 +43,8 @@ local function limit_of(product, initial)
   end
   return h
 end
+-- how far from a ceiling another level is another ceiling (Aimd's _moved)
+local function moved(ceiling) return math.max(1, 0.02 * ceiling) end
 local function current(h, cap, minimum)
   local limit = tonumber(redis.call('HGET', h, 'limit'))
   return math.max(minimum, math.min(cap, math.floor(limit)))
@@ -98,6 +104,7 @@ local function grant(product, now)
   end
 end
 """
+)
 
 #: ARGV: P, me, product, member, ttl_ms, cap, initial, minimum, queue_ms (0: take or refuse)
 #: -> {ok, wait_ms, epoch, current limit, leases still free}; wait_ms -1: queued (or full);
@@ -180,14 +187,23 @@ end
 local h = limit_of(product, initial)
 if tonumber(redis.call('HGET', h, 'epoch')) == epoch then
   redis.call('HINCRBY', h, 'epoch', 1)
-  redis.call('HSET', h, 'slow', 0, 'credit', 0)
   local base = tonumber(redis.call('HGET', h, 'limit'))
   if queue_full then
     -- a 499 says the service holds as many jobs as it allows: the accepted ones
     local accepted = math.max(tonumber(redis.call('HGET', h, 'accepted')), 1)
     base = math.min(base, accepted)
   end
-  redis.call('HSET', h, 'limit', tostring(math.max(minimum, base * decrease)))
+  -- Aimd.shrink (ttapi_async/_aimd.py): a refusal at the last one's level backs probing off
+  local ceiling = tonumber(redis.call('HGET', h, 'ceiling') or '0')
+  local probes = tonumber(redis.call('HGET', h, 'probes') or '0')
+  local level = math.floor(base)
+  if ceiling > 0 and math.abs(level - ceiling) <= moved(ceiling) then
+    probes = math.min(probes + 1, 16)
+  else
+    probes = 0
+  end
+  redis.call('HSET', h, 'slow', 0, 'credit', 0, 'ceiling', level, 'probes', probes,
+    'limit', tostring(math.max(minimum, base * decrease)))
 end
 if redis.call('HGET', k('lease-owner', product), member) == me then drop(product, member) end
 grant(product, now)
@@ -224,15 +240,27 @@ if product ~= '' then
   redis.call('HINCRBY', h, 'accepted', 1)
   local limit = tonumber(redis.call('HGET', h, 'limit'))
   if limit < cap then
+    -- Aimd.grow (ttapi_async/_aimd.py): probes above the last refusal's level wait longer
     local grown = limit
+    local ceiling = tonumber(redis.call('HGET', h, 'ceiling') or '0')
     if redis.call('HGET', h, 'slow') == '1' then
       grown = limit + 1
-    elseif redis.call('HINCRBY', h, 'credit', 1) >= grow_every then
-      redis.call('HSET', h, 'credit', 0)
-      grown = limit + 1
+    else
+      local need = grow_every
+      if ceiling > 0 and math.floor(limit) == ceiling then
+        local probes = tonumber(redis.call('HGET', h, 'probes') or '0')
+        need = need * math.min(MAX_BACKOFF, 2 ^ (probes + 1))
+      end
+      if redis.call('HINCRBY', h, 'credit', 1) >= need then
+        redis.call('HSET', h, 'credit', 0)
+        grown = limit + 1
+      end
     end
     grown = math.min(cap, grown)
     redis.call('HSET', h, 'limit', tostring(grown))
+    if ceiling > 0 and grown > limit and math.floor(grown) >= ceiling + 2 * moved(ceiling) then
+      redis.call('HSET', h, 'ceiling', 0, 'probes', 0)  -- above it with no refusal: it moved
+    end
     -- a whole slot more: the next waiter may have it now
     if math.floor(grown) > math.floor(limit) then grant(product, now) end
   end
