@@ -242,6 +242,28 @@ def test_a_second_run_copies_nothing_and_never_overwrites(
     assert lines(out)["cat-1"]["files"] == []
 
 
+@pytest.mark.parametrize("retime", [False, True], ids=["same-time", "same-bytes"])
+def test_a_file_already_here_is_skipped_without_writing(
+    batch: Batch, collect: Any, tmp_path: Path, retime: bool
+) -> None:
+    """A second run finds the file in its folder (same size and time, or same bytes): it
+    is counted as already here and nothing is written beside it, not even a temporary
+    file (the no-clobber link alone would keep the file, but only after copying it)."""
+    a = runner_folder(tmp_path, "a", {"cat-0/1.png": png("0")})
+    batch.item("cat-0", files=["cat-0/1.png"], out=a)
+    out = tmp_path / "all"
+    assert collect(out)[0] == 0
+    if retime:
+        os.utime(out / "cat-0" / "1.png", ns=(0, 0))  # no quick check: the bytes are compared
+    # A folder's time moves when a name is made in it (and again when it is removed): set
+    # it far back, and any temporary file shows. (The manifest is written one folder up.)
+    os.utime(out / "cat-0", ns=(10**9, 10**9))
+    code, err = collect(out)
+    assert code == 0 and "0 file(s) copied, 1 already here" in err
+    assert (out / "cat-0").stat().st_mtime_ns == 10**9
+    assert os.listdir(out / "cat-0") == ["1.png"]
+
+
 def test_refuses_a_runners_own_folder(batch: Batch, collect: Any, tmp_path: Path) -> None:
     """--out holding a batch's lock or journal is a runner's folder: exit 2, one line."""
     a = runner_folder(tmp_path, "a", {"cat-0.png": png("0"), ".ttapi-batch.lock": b""})

@@ -37,7 +37,12 @@ from ._outcome import BatchOutcome, BatchStats, OutcomeState
 from ._outputs import MANIFEST_NAME
 from ._runner import BatchRunner
 from ._shared_entry import run_batch
-from ._shared_errors import RedisDurabilityError, SharedInputChangedError, SharedStoreError
+from ._shared_errors import (
+    RedisDurabilityError,
+    SharedInputChangedError,
+    SharedRunnersLiveError,
+    SharedStoreError,
+)
 
 if TYPE_CHECKING:
     from ._shared_runner import SharedBatchRunner
@@ -66,6 +71,7 @@ __all__ = [
     "RedisDurabilityError",
     "SharedBatchRunner",
     "SharedInputChangedError",
+    "SharedRunnersLiveError",
     "SharedStoreError",
     "SyncReport",
     "UnjournaledOutputError",

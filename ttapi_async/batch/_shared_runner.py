@@ -125,7 +125,8 @@ class SharedBatchRunner(BatchRunner):
         """Check Redis's durability, record (or join) the batch, and join it as a runner.
 
         Raise ``RedisDurabilityError`` (unless ``accept_risk``), ``SharedInputChangedError``
-        on a changed input (unless ``force``), ``FolderLockedError`` when another run holds
+        on a changed input (unless ``force``; with it, ``SharedRunnersLiveError`` while
+        another runner of the batch is live), ``FolderLockedError`` when another run holds
         ``out_dir``, ``SharedStoreError`` when Redis fails.
         """
         coordinator = self.coordinator

@@ -25,6 +25,7 @@ __all__ = [
     "HANDOUT",
     "NOTE",
     "PENDING",
+    "REPLAN",
     "REQUEUE",
     "SUBMITTED",
     "TAKEOVER",
@@ -248,5 +249,79 @@ for _, id in ipairs(redis.call('LRANGE', base .. ':ids', tonumber(ARGV[1]), tonu
   end
 end
 return n
+"""
+)
+
+#: REPLAN(me, n, n x (id, kind, params, fp), removed ids...): the re-plan ``force`` makes,
+#: only while no other runner is live (its heartbeat key exists). Changed items start
+#: again as pending (out of any holder, queued again), removed ones are forgotten. Returns
+#: {-1, ms until the last live one's key expires (-1: no expiry), its id...} having changed
+#: nothing, else {changed, removed}. The check and the change are one script: a runner
+#: beating after it only ever sees the new input (a runner's first beat comes before it is
+#: handed anything, so none can be claiming an item of the old input unseen here).
+REPLAN: Final = (
+    _NOW
+    + """
+local me, n = ARGV[1], tonumber(ARGV[2])
+local live, wait = {}, 0
+for _, r in ipairs(redis.call('SMEMBERS', base .. ':runners')) do
+  if r ~= me then
+    local left = redis.call('PTTL', base .. ':alive:' .. r)
+    if left ~= -2 then
+      table.insert(live, r)
+      if left < 0 or wait < 0 then wait = -1 elseif left > wait then wait = left end
+    end
+  end
+end
+if #live > 0 then
+  local out = {-1, wait}
+  for _, r in ipairs(live) do table.insert(out, r) end
+  return out
+end
+local stream = base .. ':stream'
+local function unhold(id, key)
+  local st = redis.call('HMGET', key, 'runner', 'entry')
+  if st[1] and st[1] ~= '' then redis.call('SREM', base .. ':held:' .. st[1], id) end
+  if st[2] and st[2] ~= '' then redis.call('XACK', stream, 'runners', st[2]) end
+end
+local t = now()
+for i = 0, n - 1 do
+  local at = 3 + 4 * i
+  local id, fp = ARGV[at], ARGV[at + 3]
+  local key = item_key(id)
+  unhold(id, key)
+  redis.call('HSET', key, 'kind', ARGV[at + 1], 'params', ARGV[at + 2], 'fp', fp,
+             'state', 'pending', 'runner', '', 'entry', '', 'job_id', '', 'error', '',
+             'files', '', 'quota', '', 'usage', '', 'started_at', '', 'submitted_at', '',
+             'finished_at', '', 'updated_at', t)
+  redis.call('HSET', base .. ':fp', id, fp)
+  redis.call('XADD', stream, '*', 'id', id)
+end
+local gone, removed = {}, 0
+for j = 3 + 4 * n, #ARGV do
+  local id = ARGV[j]
+  local key = item_key(id)
+  unhold(id, key)
+  redis.call('DEL', key)
+  redis.call('HDEL', base .. ':fp', id)
+  gone[id] = true
+  removed = removed + 1
+end
+if removed > 0 then
+  local ids = base .. ':ids'
+  local kept, chunk = redis.call('LRANGE', ids, 0, -1), {}
+  redis.call('DEL', ids)
+  for _, id in ipairs(kept) do
+    if not gone[id] then
+      table.insert(chunk, id)
+      if #chunk == 1000 then
+        redis.call('RPUSH', ids, unpack(chunk))
+        chunk = {}
+      end
+    end
+  end
+  if #chunk > 0 then redis.call('RPUSH', ids, unpack(chunk)) end
+end
+return {n, removed}
 """
 )

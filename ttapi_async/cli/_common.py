@@ -11,7 +11,12 @@ import click
 
 from .._errors import TTAPIError
 from .._redact import redact
-from ..batch import BatchInputError, InputChangedError, OutputFolderError
+from ..batch import (
+    BatchInputError,
+    InputChangedError,
+    OutputFolderError,
+    SharedRunnersLiveError,
+)
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -58,8 +63,9 @@ def arun(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; turn the library's errors into one clear line."""
     try:
         return asyncio.run(coro)
-    except (OutputFolderError, BatchInputError) as exc:
-        # The folder or the input cannot be used as they are; nothing was sent.
+    except (OutputFolderError, BatchInputError, SharedRunnersLiveError) as exc:
+        # The folder or the input cannot be used as they are, or other runs are using them
+        # (a folder's lock, a shared batch's live runners under --force); nothing was sent.
         raise UsageError(str(exc)) from None
     except (TTAPIError, InputChangedError) as exc:
         raise CliError(str(exc)) from None

@@ -70,6 +70,16 @@ local function hold(product, member, owner, expiry)
   redis.call('HSET', k('lease-owner', product), member, owner)
   redis.call('SADD', k('wleases', owner), product .. '|' .. member)
 end
+-- Tell a job's owner, when it is another worker, what became of the job (a callback or a
+-- fetch reaching the owner too then does nothing twice). ``message`` may be a function:
+-- it is built only when there is someone to tell (SETTLE's carries the whole record).
+local function tell_owner(job, me, message)
+  local owner = redis.call('HGET', k('job', job), 'owner')
+  if owner and owner ~= '' and owner ~= me then
+    if type(message) == 'function' then message = message() end
+    redis.call('PUBLISH', k('wake', owner), message)
+  end
+end
 -- A waiter leaves the queue: its entry goes; the list keeps it until a grant pops it.
 local function unqueue(product, worker, token)
   redis.call('SREM', k('wqueued', worker), product .. '|' .. token)
@@ -296,13 +306,13 @@ if redis.call('HGET', rec, 'leased') == '1' then
   drop(product, job)
   grant(product, now)
 end
-if owner ~= '' and owner ~= me then
-  -- the record itself rides on the wake-up: the owner resolves without reading it back
+-- the record itself rides on the wake-up: the owner resolves without reading it back
+tell_owner(job, me, function()
   local fields = {}
   local flat = redis.call('HGETALL', rec)
   for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
-  redis.call('PUBLISH', k('wake', owner), 'settled\\n' .. job .. '\\n' .. cjson.encode(fields))
-end
+  return 'settled\\n' .. job .. '\\n' .. cjson.encode(fields)
+end)
 return reply(1)
 """
 )
@@ -314,10 +324,7 @@ CLAIM = (
 local me, job = ARGV[2], ARGV[3]
 if not redis.call('SET', k('confirm', job), me, 'NX', 'PX', tonumber(ARGV[4])) then return 0 end
 -- tell the owner, so that a callback reaching it too makes no second fetch
-local owner = redis.call('HGET', k('job', job), 'owner')
-if owner and owner ~= '' and owner ~= me then
-  redis.call('PUBLISH', k('wake', owner), 'claim\\n' .. job)
-end
+tell_owner(job, me, 'claim\\n' .. job)
 return 1
 """
 )
@@ -330,10 +337,7 @@ local me, job = ARGV[2], ARGV[3]
 local key = k('confirm', job)
 if redis.call('GET', key) ~= me then return 0 end
 redis.call('DEL', key)
-local owner = redis.call('HGET', k('job', job), 'owner')
-if owner and owner ~= '' and owner ~= me then
-  redis.call('PUBLISH', k('wake', owner), 'unclaim\\n' .. job)
-end
+tell_owner(job, me, 'unclaim\\n' .. job)
 return 1
 """
 )
