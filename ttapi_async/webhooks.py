@@ -29,10 +29,10 @@ FastAPI or Starlette::
 Many workers: give every worker's client a ``RedisCoordinator`` on one namespace. The
 token is then the one every worker derives alike (``coordinator.webhook_token()``), and a
 callback for a job of any worker is confirmed where it lands: one fetch across workers
-(``claim_confirm``), whose terminal answer is recorded and wakes the owning worker, which
-resolves the job without a fetch of its own. ``await receiver.start()`` reads the token
-(``submit(hook=True)`` and the first callback do it too); until then ``hook_url`` and
-``token`` raise ``RuntimeError``.
+(``claim_callback``: the record and the claim in one round trip), whose terminal answer is
+recorded and wakes the owning worker, which resolves the job without a fetch of its own.
+``await receiver.start()`` reads the token (``submit(hook=True)`` and the first callback do
+it too); until then ``hook_url`` and ``token`` raise ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -205,7 +205,12 @@ class WebhookReceiver:
         coordination = client._coordination
         coordinator = await coordination.ready()
         job_id = status.job_id
-        record = await coordinator.get_record(job_id)
+        # The record and the confirming claim in one round trip where the coordinator can.
+        claim_callback = getattr(coordinator, "claim_callback", None)
+        if claim_callback is not None and not (self.trust_body and status.terminal):
+            record, claimed = await claim_callback(job_id)
+        else:
+            record, claimed = await coordinator.get_record(job_id), None
         if record is None:
             return self._reject(404, "unknown job")
         self.accepted += 1
@@ -213,7 +218,10 @@ class WebhookReceiver:
             return 200, "ok"  # its end is known (and its owner told): nothing to confirm
         if self.trust_body and status.terminal:
             await coordinator.settle(job_id, status=status.status, answer=answer_of(status))
-        elif await coordinator.claim_confirm(job_id):
+            return 200, "ok"
+        if claimed is None:
+            claimed = await coordinator.claim_confirm(job_id)
+        if claimed:
             coordination.spawn(confirm(client, record), f"confirm job {job_id}")
         return 200, "ok"
 

@@ -11,9 +11,10 @@ on stdin, one JSON object a line; events go to stdout, one JSON object a line:
 - ``{"stats": true}``: print the watcher's fetches and the receiver's counters;
 - ``{"exit": true}``: close the client and exit.
 
-The coordinator is instrumented (a subclass): every ``settle``, ``claim_confirm`` and
-``sweep`` it makes is printed, and so is every log record of ``ttapi_async.coordination``
-(the fallback's warning, the resync), so that a test waits on events, never on time.
+The coordinator is instrumented (a subclass): every ``settle``, claim (``claim_confirm``,
+``claim_callback``) and ``sweep`` it makes is printed, and so is every log record of
+``ttapi_async.coordination`` (the fallback's warning, the resync), so that a test waits on
+events, never on time.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ class Instrumented(RedisCoordinator):
         got = await super().claim_confirm(job_id)
         say(claim=job_id, got=got, worker=self.worker_id)
         return got
+
+    async def claim_callback(self, job_id: str) -> tuple[JobRecord | None, bool]:
+        record, got = await super().claim_callback(job_id)
+        if record is not None and not record.settled:
+            say(claim=job_id, got=got, worker=self.worker_id)
+        return record, got
 
     async def sweep(self) -> list[JobRecord]:
         adopted = await super().sweep()

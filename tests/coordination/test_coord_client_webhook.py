@@ -130,3 +130,37 @@ async def test_a_claim_held_by_another_worker_spares_the_owners_fetch(
     await workers.b.coordinator.settle(job.id, status="SUCCESS", answer=answer)
     assert (await asyncio.wait_for(job.wait(), 10)).image_url == "u"
     assert requests_to(fake_ttapi, FETCH_4O) == 0
+
+
+async def test_a_callback_elsewhere_reads_and_claims_in_one_round_trip(
+    workers: Workers, fake_ttapi: FakeTTAPI
+) -> None:
+    """B's callback for A's job: one script reads the record and takes the claim, then the
+    fetch, then SETTLE (before: HGETALL, then CLAIM)."""
+    from _counting import Commands
+
+    job = await workers.a.gpt4o.submit(prompt="a fox")
+    fake_ttapi.finish_job(job.id)
+    await workers.hook_b.start()
+    commands = Commands(workers.b.coordinator)
+    code, _ = await workers.hook_b.handle({"token": workers.hook_b.token}, callback_body(job.id))
+    assert code == 200
+    await asyncio.wait_for(job.wait(), 10)
+    await commands.answered_at_least("SETTLE", 1)
+    assert dict(commands.counts) == {"CLAIM_RECORD": 1, "SETTLE": 1}
+    assert requests_to(fake_ttapi, FETCH_4O) == 1
+
+
+async def test_a_callback_elsewhere_for_a_settled_job_claims_nothing(
+    workers: Workers, fake_ttapi: FakeTTAPI
+) -> None:
+    """A's job settled: B's late callback makes no fetch and leaves no claim behind."""
+    job = await workers.a.gpt4o.submit(prompt="a fox")
+    answer = json.dumps({"jobId": job.id, "status": "SUCCESS", "data": {"imageUrl": "u"}})
+    await workers.a.coordinator.settle(job.id, status="SUCCESS", answer=answer)
+    await workers.hook_b.start()
+    code, _ = await workers.hook_b.handle({"token": workers.hook_b.token}, callback_body(job.id))
+    assert code == 200
+    coordinator = workers.b.coordinator
+    assert await coordinator._redis().exists(coordinator.keys("confirm", job.id)) == 0
+    assert requests_to(fake_ttapi, FETCH_4O) == 0

@@ -127,3 +127,36 @@ async def test_every_worker_derives_the_same_webhook_token(make_coordinator: Any
         assert dump is None or token.encode() not in dump
     rotated = await a.rotate_webhook_token()
     assert rotated != token and rotated == await b.webhook_token()
+
+
+async def test_claim_callback_reads_the_record_and_claims_once(make_coordinator: Any) -> None:
+    """No record: nothing; a pending one: its record, and the claim for one worker only."""
+    a, b = await make_coordinator(), await make_coordinator()
+    assert await b.claim_callback("cb-1") == (None, False)
+    await a.record_submitted("cb-1", kind="gpt4o", product="", lease=None)
+    record, claimed = await b.claim_callback("cb-1")
+    assert claimed and record is not None and record.owner == a.worker_id
+    again, claimed_again = await a.claim_callback("cb-1")
+    assert again == record and not claimed_again
+
+
+async def test_claim_callback_takes_no_claim_on_a_settled_job(make_coordinator: Any) -> None:
+    a, b = await make_coordinator(), await make_coordinator()
+    await a.record_submitted("cb-2", kind="gpt4o", product="", lease=None)
+    await a.settle("cb-2", status="SUCCESS", answer="{}")
+    record, claimed = await b.claim_callback("cb-2")
+    assert record is not None and record.settled and not claimed
+    assert await b.claim_confirm("cb-2")  # the claim was left free
+
+
+async def test_the_local_claim_callback_follows_the_same_rules() -> None:
+    from ttapi_async.coordination import LocalCoordinator
+
+    local = LocalCoordinator()
+    assert await local.claim_callback("l-1") == (None, False)
+    await local.record_submitted("l-1", kind="gpt4o", product="", lease=None)
+    assert (await local.claim_callback("l-1"))[1]
+    assert not (await local.claim_callback("l-1"))[1]
+    await local.settle("l-1", status="SUCCESS", answer="{}")
+    record, claimed = await local.claim_callback("l-1")
+    assert record is not None and record.settled and not claimed

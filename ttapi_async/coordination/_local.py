@@ -146,6 +146,13 @@ class LocalCoordinator:
         self._claims[job_id] = now + CONFIRM_TTL
         return True
 
+    async def claim_callback(self, job_id: str) -> tuple[JobRecord | None, bool]:
+        """Return a callback's job record and whether this caller makes the confirming fetch."""
+        record = await self.get_record(job_id)
+        if record is None or record.settled:
+            return record, False
+        return record, await self.claim_confirm(job_id)
+
     async def release_confirm(self, job_id: str) -> None:
         """Release the confirming claim."""
         self._claims.pop(job_id, None)

@@ -112,6 +112,24 @@ class RedisCoordinator(RedisBase):
                 return bool(await self._run("CLAIM", self._worker, job_id, ttl))
         return await self._local_().claim_confirm(job_id)
 
+    async def claim_callback(self, job_id: str) -> tuple[JobRecord | None, bool]:
+        """Read a callback's job record and, unless it settled, take the confirming claim.
+
+        One round trip instead of ``get_record`` then ``claim_confirm``: it also closes the
+        window in which the owner settles between the two, which would cost a fetch.
+        Returns ``(None, False)`` when no worker recorded the job.
+        """
+        if self._fallback is None:
+            with contextlib.suppress(*DOWN):
+                ttl = round(CONFIRM_TTL * 1000)
+                reply = await self._run("CLAIM_RECORD", self._worker, job_id, ttl)
+                if not reply:
+                    return None, False
+                claimed, *flat = reply
+                record = parse_record(job_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+                return record, bool(claimed)
+        return await self._local_().claim_callback(job_id)
+
     def confirming_elsewhere(self, job_id: str) -> bool:
         """Return True while another worker holds the confirming claim of this worker's job.
 

@@ -13,6 +13,7 @@ from .._aimd import MAX_BACKOFF
 __all__ = [
     "ACQUIRE",
     "CLAIM",
+    "CLAIM_RECORD",
     "HEARTBEAT",
     "PAUSE",
     "RATE",
@@ -326,6 +327,29 @@ if not redis.call('SET', k('confirm', job), me, 'NX', 'PX', tonumber(ARGV[4])) t
 -- tell the owner, so that a callback reaching it too makes no second fetch
 tell_owner(job, me, 'claim\\n' .. job)
 return 1
+"""
+)
+
+#: ARGV: P, me, job, ttl_ms -> {claimed, field, value, ...}: the record, and 1 if this worker
+#: may make the confirming fetch; {} when no worker recorded the job
+CLAIM_RECORD = (
+    _HEADER
+    + """
+local me, job = ARGV[2], ARGV[3]
+local rec = k('job', job)
+local flat = redis.call('HGETALL', rec)
+if #flat == 0 then return {} end
+local reply = {0}
+for i = 1, #flat do reply[i + 1] = flat[i] end
+-- a settled job needs no confirming fetch: its owner was told when it settled
+if redis.call('HEXISTS', rec, 'settled_ms') == 1 then return reply end
+if not redis.call('SET', k('confirm', job), me, 'NX', 'PX', tonumber(ARGV[4])) then
+  return reply
+end
+reply[1] = 1
+-- tell the owner, so that a callback reaching it too makes no second fetch
+tell_owner(job, me, 'claim\\n' .. job)
+return reply
 """
 )
 
