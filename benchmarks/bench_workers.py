@@ -228,22 +228,24 @@ def _client(config: dict[str, Any]) -> tuple[Any, Any, dict[str, float]]:
 def _count_calls(coordinator: Any) -> Counter[str]:
     """Count the coordinator's round trips to Redis by command (scripts by name)."""
     calls: Counter[str] = Counter()
-    redis = getattr(coordinator, "_client", None)
-    if redis is None:
-        return calls
     from ttapi_async.coordination import _redis_base
 
     names = {script.sha: name for name, script in _redis_base._S.items()}
-    original = redis.execute_command
+    # the pooled client, and the heartbeat's own connection
+    for attribute in ("_client", "_beat_client"):
+        redis = getattr(coordinator, attribute, None)
+        if redis is None:
+            continue
+        original = redis.execute_command
 
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        command = str(args[0]).upper()
-        if command == "EVALSHA":
-            command = names.get(str(args[1]), "EVALSHA")
-        calls[command] += 1
-        return await original(*args, **kwargs)
+        async def counted(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            command = str(args[0]).upper()
+            if command == "EVALSHA":
+                command = names.get(str(args[1]), "EVALSHA")
+            calls[command] += 1
+            return await _original(*args, **kwargs)
 
-    redis.execute_command = counted
+        redis.execute_command = counted
     return calls
 
 

@@ -62,3 +62,30 @@ async def test_heartbeat_renews_leases_past_their_lifetime(make_coordinator: Any
         await a.heartbeat()
     await a.acquire_lease("4o")  # reaps expired leases first
     assert await a._redis().zscore(a.keys("leases", "4o"), "h1") is not None
+
+
+async def test_a_beat_is_not_queued_behind_a_busy_pool(
+    make_coordinator: Any, redis_server: Any
+) -> None:
+    """Every pooled connection busy (a burst of job traffic): the heartbeat and the sweep
+    still reach Redis at once, on their own connection, so a busy worker is not declared dead."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    c = await make_coordinator(max_connections=1, pool_timeout=30.0)
+    pool = c._redis().connection_pool
+    try:  # the pool's only connection, held
+        taken = await pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command's name
+        taken = await pool.get_connection("PING")
+    side = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        before = await side.zscore(c.keys("workers"), c.worker_id)
+        await side.incrby(c.keys.clock, 1000)  # a beat later, by the scripts' clock
+        await asyncio.wait_for(c.heartbeat(), 5)
+        await asyncio.wait_for(c.sweep(), 5)
+        assert await side.zscore(c.keys("workers"), c.worker_id) >= (before or 0) + 1000
+    finally:
+        await pool.release(taken)
+        await side.aclose()

@@ -109,6 +109,8 @@ class RedisBase:
         self._secret = b""
         self._client: aioredis.Redis | None = None
         self._push_client: aioredis.Redis
+        #: the heartbeat's and the sweep's own connection (see open())
+        self._beat_client: aioredis.Redis | None = None
         self._push: PushListener | None = None
         self._beater: asyncio.Task[None] | None = None
         self._listener: CoordinatorListener | None = None
@@ -178,6 +180,20 @@ class RedisBase:
             retry=Retry(NoBackoff(), 1),
         )
         self._client = aioredis.Redis.from_pool(pool)
+        # The beat has a connection of its own: queued behind a burst of job traffic in the
+        # pool above, a busy worker's beat came late and the others declared it dead (two
+        # of four workers in one benchmark run), which fences it and takes its leases.
+        self._beat_client = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=1,
+                timeout=self._pool_timeout,
+                decode_responses=True,
+                socket_timeout=self._socket_timeout,
+                socket_connect_timeout=self._socket_timeout,
+                retry=Retry(NoBackoff(), 1),
+            )
+        )
         # Its own client without retries: redis-py would otherwise reconnect and resubscribe
         # silently, and the pushes lost meanwhile would never be looked for.
         self._push_client = aioredis.Redis.from_url(
@@ -228,6 +244,9 @@ class RedisBase:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._beat_client is not None:
+            await self._beat_client.aclose()
+            self._beat_client = None
 
     async def wait_subscribed(self, timeout: float = 30.0) -> None:
         """Return once the pub/sub connection is subscribed; TimeoutError after ``timeout``."""
@@ -237,14 +256,14 @@ class RedisBase:
     async def heartbeat(self) -> None:
         """Beat once (renewing this worker's leases); resync first if Redis just came back."""
         try:
-            state, _, live = await self._run("HEARTBEAT", self._worker, self._lease_ms,
-                                             self._deadline_ms)  # fmt: skip
+            state, _, live = await self._beat("HEARTBEAT", self._worker, self._lease_ms,
+                                              self._deadline_ms)  # fmt: skip
         except DOWN:
             return
         if state == -1:
             await self._fenced()
-            state, _, live = await self._run("HEARTBEAT", self._worker, self._lease_ms,
-                                             self._deadline_ms)  # fmt: skip
+            state, _, live = await self._beat("HEARTBEAT", self._worker, self._lease_ms,
+                                              self._deadline_ms)  # fmt: skip
         self._peers = max(1, int(live))
         if self._fallback is not None:
             await self._resync()
@@ -254,7 +273,7 @@ class RedisBase:
         if self._fallback is not None:
             return []
         try:
-            out = await self._run(
+            out = await self._beat(
                 "SWEEP", self._worker, self._deadline_ms, self._lease_ms,
                 round(self.period * 900), self._keep_ms,
             )  # fmt: skip
@@ -313,13 +332,29 @@ class RedisBase:
             self._down(exc)
             raise
 
+    async def _beat(self, name: str, *args: object) -> Any:
+        """Run a script of the beat (HEARTBEAT, SWEEP) on its own connection."""
+        client = self._beat_client
+        if client is None:
+            raise RuntimeError("open() the coordinator first")
+        try:
+            return await _S[name](client, self.keys.clock, (self.keys.prefix, *args))
+        except DOWN as exc:
+            self._down(exc)
+            raise
+
     async def _beat_loop(self) -> None:
         # Real time, not the injected ``sleep``: that one is for the waits callers asked for.
         # Stopped by ``_closing`` as well as by the cancel: a cancel that lands inside a
         # redis-py call can come out as a connection error, which heartbeat() takes for an
         # outage and swallows; the loop would then beat on and aclose() wait for ever.
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while not self._closing:
-            await asyncio.sleep(self.period)
+            # Beats a period apart from start to start: a slow sweep does not stretch the
+            # silence the others measure.
+            due = max(due + self.period, loop.time())
+            await asyncio.sleep(due - loop.time())
             try:
                 await self.heartbeat()
                 if self._closing:
