@@ -39,6 +39,8 @@ def learned(schedule: PollSchedule, durations: list[float]) -> LearnedWait:
 
 FORTY = [30.0 + i * 0.2 for i in range(101)]  # 30 s .. 50 s, median 40 s
 S = PollSchedule(jitter=0.0)
+#: the quantile rules alone (no optimised plan, which takes over from 256 durations)
+RULES = PollSchedule(jitter=0.0, optimise=False)
 FIRST = 0.9 * FORTY[1]  # under FORTY's 1st percentile: 101 durations are few
 
 
@@ -82,8 +84,35 @@ def test_learned_first_poll_sits_below_the_low_quantile() -> None:
 def test_first_poll_sits_at_the_low_quantile_of_a_large_sample() -> None:
     """With 256 durations or more, the first poll comes at first_factor x the 1st percentile."""
     many = [30.0 + i * 0.05 for i in range(401)]
+    wait = learned(RULES, many)
+    assert wait.first_delay() == pytest.approx(RULES.first_factor * many[4])
+
+
+def test_first_poll_of_a_large_sample_is_the_optimised_plans() -> None:
+    """With 256 durations or more, the first poll is the optimised plan's: later than the
+    1st percentile, with under 1% of the durations more than 15% before it."""
+    many = [30.0 + i * 0.05 for i in range(401)]
     wait = learned(S, many)
-    assert wait.first_delay() == pytest.approx(S.first_factor * many[4])
+    plan = wait.plan()
+    assert plan is not None and plan.ages is not None
+    first = wait.first_delay()
+    assert first == pytest.approx(plan.ages[0])
+    assert first > many[4]
+    assert sum(1 for d in many if d * 1.15 < first) <= 0.01 * len(many)
+
+
+def test_optimised_plan_gives_way_to_the_rules_on_a_suspected_shift() -> None:
+    """While recent durations lie high in the sample, a job on the plan follows the rules."""
+    many = [30.0 + i * 0.05 for i in range(401)]
+    wait = learned(S, many)
+    plan = wait.plan()
+    assert plan is not None and plan.ages is not None
+    planned = wait.delay(state_at(35.0), plan)
+    wait.stats.suspect = True
+    ruled = wait.delay(state_at(35.0), plan)
+    ratio = S.dense_ratio if plan.dense_from <= 35.0 else S.sparse_ratio
+    assert ruled == pytest.approx(35.0 * ratio)
+    assert ruled != pytest.approx(planned)
 
 
 def test_first_poll_comes_closer_to_the_quantile_from_128_durations() -> None:
@@ -160,7 +189,7 @@ def test_stats_forget_at_random_not_the_oldest() -> None:
 
 def test_plan_is_frozen_for_a_job() -> None:
     """The plan a job got at submission does not move when later durations arrive."""
-    wait = learned(PollSchedule(jitter=0.0), FORTY)
+    wait = learned(RULES, FORTY)
     plan = wait.plan()
     assert plan is not None
     for _ in range(200):

@@ -359,6 +359,31 @@ async def test_job_done_at_its_first_poll_counts_as_ending_earlier(
         assert watcher.durations("k") == [pytest.approx(1.0 / 1.15)]
 
 
+async def test_finished_job_is_recorded_as_the_interval_it_ended_in(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A job seen pending at 2 s and done at 3 s is known to have taken (2 s, 3 s]."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 2.5)
+        job = watcher.watch("a", key="k")
+        await advance(watcher, clock, 3.0)
+        await job
+        assert watcher._waits["k"].stats.intervals() == ([2.0], [3.0])
+
+
+async def test_job_done_at_its_first_poll_is_recorded_from_zero(
+    service: FakeService, clock: ManualClock
+) -> None:
+    """A job done at its first poll (1 s) is known to have taken (0, 1 s]: it may have ended
+    any time before, and the planner's estimate must not assume where."""
+    async with make_watcher(service, clock)() as watcher:
+        service.add("a", 0.5)
+        job = watcher.watch("a", key="k")
+        await advance(watcher, clock, 1.0)
+        await job
+        assert watcher._waits["k"].stats.intervals() == ([0.0], [1.0])
+
+
 async def test_updates_and_callbacks(service: FakeService, clock: ManualClock) -> None:
     """updates() and on_update callbacks (plain and async) see each status change once."""
     seen_plain: list[str] = []
@@ -698,17 +723,22 @@ async def test_no_followers_once_a_finish_is_known(
 
 #: K: finished jobs of the new regime after which the schedule has re-learned a doubling of
 #: every duration (its first-poll and dense_from quantiles within 10% of the new ones): 41 in
-#: this run; never within these 1,000 jobs before the sample was scaled after a shift. The
-#: benchmark's drift runs: benchmarks/results/oracle.md
-RELEARN_WITHIN = 48
+#: this run with the quantile rules alone; never within these 1,000 jobs before the sample
+#: was scaled after a shift. With the optimised plan (the default) 51: the restart comes at
+#: the same finish (26-27), the scaled dense_from 7 finishes later (its jobs before the shift
+#: polled at the plan's shared ages, not the rules' jittered ones). This seed is a lucky one
+#: for both: over 8 more seeds the rules re-learned within the 1,000 new jobs in 1, the plan
+#: in 2 (benchmarks/results/oracle.md, with the benchmark's drift runs).
+RELEARN_WITHIN = {False: 48, True: 56}
 
 
+@pytest.mark.parametrize("optimise", [False, True], ids=["rules", "optimised"])
 async def test_plan_relearns_within_k_finished_jobs_after_the_durations_double(
-    service: FakeService, clock: ManualClock
+    service: FakeService, clock: ManualClock, optimise: bool
 ) -> None:
     """A stream of 40 s jobs whose durations double halfway re-learns within K new finishes."""
     rng = random.Random(3)
-    schedule = PollSchedule()
+    schedule = PollSchedule(optimise=optimise)
     watcher = JobWatcher(
         fetch=service.fetch,
         clock=clock,
@@ -751,4 +781,62 @@ async def test_plan_relearns_within_k_finished_jobs_after_the_durations_double(
             near = near and abs(wait._dense_from / new_dense - 1) < 0.1
             if relearned is None and new_ids and near:
                 relearned = sum(1 for i in new_ids if watcher.get(i) is None)
-    assert relearned is not None and relearned <= RELEARN_WITHIN
+    assert relearned is not None and relearned <= RELEARN_WITHIN[optimise]
+
+
+async def stream_lags(schedule: PollSchedule, seed: int) -> tuple[float, float, float]:
+    """Watch 1,000 lognormal(10 s, 0.35) jobs arriving at 20/s, 512 durations learned:
+    return (polls per job, share more than 5% late, share more than 15% late)."""
+    clock = ManualClock()
+    service = FakeService(clock)
+    rng = random.Random(seed)
+    watcher = JobWatcher(
+        fetch=service.fetch,
+        clock=clock,
+        schedule=schedule,
+        max_per_second=None,
+        max_in_flight=512,
+        rng=random.Random(seed + 1),
+    )
+    mu, sigma = math.log(10.0), 0.35
+    seen: dict[str, float] = {}
+    durations: dict[str, float] = {}
+    async with watcher:
+        for _ in range(512):
+            watcher.record_duration("k", rng.lognormvariate(mu, sigma))
+        t, arrivals = 0.0, []
+        for _ in range(1000):
+            t += rng.expovariate(20.0)
+            arrivals.append(t)
+        submitted = 0
+        while submitted < len(arrivals) or len(watcher):
+            due = watcher.next_due()
+            nxt = arrivals[submitted] if submitted < len(arrivals) else math.inf
+            clock.advance(max(min(due if due is not None else math.inf, nxt) - clock(), 0.002))
+            while submitted < len(arrivals) and arrivals[submitted] <= clock():
+                job_id = f"j{submitted}"
+                durations[job_id] = rng.lognormvariate(mu, sigma)
+                service.add(job_id, durations[job_id])
+                watcher.watch(job_id, key="k", deadline=1e6)
+                submitted += 1
+            await watcher.idle()
+            for job_id in durations:
+                if job_id not in seen and watcher.get(job_id) is None:
+                    seen[job_id] = clock()
+    lags = [(seen[j] - service.ends[j]) / d for j, d in durations.items()]
+    polls = len(service.calls) / len(durations)
+    return (
+        polls,
+        sum(1 for x in lags if x > 0.05) / len(lags),
+        sum(1 for x in lags if x > 0.15) / len(lags),
+    )
+
+
+async def test_optimised_plan_keeps_the_lag_bounds_with_fewer_polls() -> None:
+    """On seeded streams (two seeds, pooled) the default, optimised plan keeps at most 1% of
+    the jobs more than 15% late and half more than 5% late, with fewer polls than the rules."""
+    planned = [await stream_lags(PollSchedule(), seed) for seed in (1, 2)]
+    rules = [await stream_lags(PollSchedule(optimise=False), seed) for seed in (1, 2)]
+    assert sum(late15 for _, _, late15 in planned) / 2 <= 0.01
+    assert sum(late5 for _, late5, _ in planned) / 2 <= 0.5
+    assert sum(p for p, _, _ in planned) < sum(p for p, _, _ in rules)

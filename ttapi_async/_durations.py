@@ -10,11 +10,13 @@ import array
 import math
 import random
 
-__all__ = ["DurationStats", "PendingAges", "survival_quantiles"]
+__all__ = ["DurationStats", "PendingAges", "pending_intervals", "survival_quantiles"]
 
 
 #: how many recent durations are compared with the sample to detect a shift
 _RECENT = 32
+#: the quantile of the sample above which their median makes a shift suspected
+_SUSPECT = 0.7
 
 
 class DurationStats:
@@ -30,7 +32,10 @@ class DurationStats:
     __slots__ = (
         "_count",
         "_dirty",
+        "_highs",
+        "_lows",
         "_recent",
+        "_recent_bounds",
         "_recent_starts",
         "_rng",
         "_sorted",
@@ -39,6 +44,7 @@ class DurationStats:
         "before",
         "generation",
         "shifted_from",
+        "suspect",
         "window",
     )
 
@@ -51,37 +57,62 @@ class DurationStats:
         self._count = 0
         self._recent: list[float] = []
         self._recent_starts: list[float] = []
+        self._recent_bounds: list[tuple[float, float]] = []
         #: when the kept jobs were submitted (nan: unknown)
         self._starts = array.array("d")
+        #: what each kept duration is known to lie in: (low, high], the age its job was last
+        #: seen pending and the age it was seen done (equal: known exactly)
+        self._lows = array.array("d")
+        self._highs = array.array("d")
         #: counts the restarts after a shift (see ``_check_shift``)
         self.generation = 0
         #: the sorted sample a restart replaced (empty before any): the shape to scale
         self.before: list[float] = []
         #: when the latest job of the cohort that made the last restart was submitted
         self.shifted_from = -math.inf
+        #: whether the last recent durations lay high in the sample (a shift may be under way)
+        self.suspect = False
 
     def __len__(self) -> int:
         return len(self._values)
 
-    def add(self, seconds: float, started: float = math.nan) -> None:
-        """Record one duration (ignored unless positive) of a job submitted at ``started``."""
+    def add(
+        self,
+        seconds: float,
+        started: float = math.nan,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> None:
+        """Record one duration (ignored unless positive) of a job submitted at ``started``.
+
+        ``seconds`` is the best guess (the quantile rules use it); ``low`` and ``high`` the
+        interval it is known to lie in, ``(low, high]`` (default: exactly ``seconds``): the
+        planner estimates the distribution from the intervals, not from the guesses.
+        """
         if seconds <= 0:
             return
+        if low is None or high is None or not 0.0 <= low <= high:
+            low = high = seconds
         if started == started:  # not nan
             self._recent.append(seconds)
             self._recent_starts.append(started)
+            self._recent_bounds.append((low, high))
             if len(self._recent) >= _RECENT:
                 self._check_shift()
         self._count += 1
         if len(self._values) < self.window:
             self._values.append(seconds)
             self._starts.append(started)
+            self._lows.append(low)
+            self._highs.append(high)
         else:
             slot = self._rng.randrange(min(self._count, 16 * self.window))
             if slot >= self.window:
                 return
             self._values[slot] = seconds
             self._starts[slot] = started
+            self._lows[slot] = low
+            self._highs[slot] = high
         self._dirty += 1
 
     def _check_shift(self) -> None:
@@ -91,9 +122,13 @@ class DurationStats:
         # false alarm is rare), the old sample describes the past: restart from them.
         recent, self._recent = self._recent, []
         starts, self._recent_starts = self._recent_starts, []
+        bounds, self._recent_bounds = self._recent_bounds, []
         if len(self._values) < 4 * _RECENT:
             return
         middle = sorted(recent)[len(recent) // 2]
+        # Above the 70th percentile (a false alarm in about one check in 80): the optimised
+        # plan, fitted to the sample, gives way to the quantile rules until a check clears it.
+        self.suspect = middle > self.quantile(_SUSPECT)
         if middle <= self.quantile(0.8):
             # Faster jobs need no restart: done at their first poll, they are recorded
             # under it, and a few of them move the learned first poll (a low quantile).
@@ -108,6 +143,8 @@ class DurationStats:
         self.shifted_from = max(starts)
         self._values = array.array("d", recent)
         self._starts = array.array("d", starts)
+        self._lows = array.array("d", [lo for lo, _ in bounds])
+        self._highs = array.array("d", [hi for _, hi in bounds])
         self._count = len(recent)
         self._sorted = []
         self._dirty = len(recent)
@@ -137,6 +174,10 @@ class DurationStats:
             return 0.0
         ordered = self.ordered()
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def intervals(self) -> tuple[list[float], list[float]]:
+        """Return the kept durations' intervals ``(low, high]`` as two lists (in slot order)."""
+        return self._lows.tolist(), self._highs.tolist()
 
     def snapshot(self) -> list[float]:
         """Return the kept durations (to save them and seed a later process)."""
@@ -202,6 +243,16 @@ class PendingAges:
         if counts[b] > 0:
             counts[b] -= 1
             self.total -= 1
+
+
+def pending_intervals(pending: PendingAges) -> list[tuple[float, float]]:
+    """Return the pending jobs as ``(age, count)``: ``count`` jobs known to run past ``age``
+    (each bin's lower edge; the jobs never polled yet tell nothing)."""
+    return [
+        (_BASE * 2.0 ** ((b - 1) / _PER_OCTAVE), float(c))
+        for b, c in enumerate(pending.counts)
+        if b and c
+    ]
 
 
 #: the largest gap between two polls of a job, as a ratio of ages (the cold wait's 30%)

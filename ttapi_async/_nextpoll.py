@@ -10,7 +10,7 @@ import tenacity
 from ._schedule import LearnedWait
 from ._watchentry import FOLLOWER, HINTED, LEARNABLE, WatchEntry
 
-__all__ = ["bring_forward", "estimate_duration", "next_delay", "unfollow"]
+__all__ = ["bring_forward", "ended_within", "estimate_duration", "next_delay", "unfollow"]
 
 E = TypeVar("E", bound=WatchEntry)
 
@@ -24,7 +24,26 @@ def estimate_duration(job: WatchEntry, now: float) -> float:
         # worth earlier makes the learned first poll settle where about the share of
         # jobs the schedule allows to be late ends before it, not creep later.
         return (now - job.started) / 1.15
+    plan = job.plan
+    if plan is not None and plan.ages is not None:
+        # Jobs on an optimised plan share their poll ages (no jitter between polls): the
+        # midpoints of their gaps would pile on a few values, and the quantiles and the
+        # shift test read from them would move in steps of a gap. Anywhere in the gap,
+        # at random, spreads them (the planner itself reads the gap, not this guess).
+        return job.prev + (now - job.prev) * job.kind.wait.rng.random() - job.started
     return (job.prev + now) / 2 - job.started
+
+
+def ended_within(job: WatchEntry, now: float) -> tuple[float, float]:
+    """Return the interval ``(low, high]`` the duration of a job seen done at ``now`` lies in.
+
+    It ended after the last poll that saw it pending (0.0: done at its first poll, any time
+    before) and by now; a callback's fetch is close to the finish: about now.
+    """
+    age = now - job.started
+    if job.flags & HINTED:
+        return age, age
+    return (job.prev - job.started if job.polls else 0.0), age
 
 
 def next_delay(job: WatchEntry, now: float, state: tenacity.RetryCallState) -> float:

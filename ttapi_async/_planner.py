@@ -12,11 +12,10 @@ O(grid) with three sliding-window minima (no quadratic search): a few ms in pure
 
 ``smooth_cdf`` turns a sample of durations into the CDF on that grid (a binned kernel
 estimate in log-age), so the same optimisation can run on what a watcher has learned
-(``learned_ages``). The watcher does not use it yet: planned on a learned sample of 512
-the schedule made 1.08-1.17x the oracle's polls, no better than the quantile rules of
-``_schedule`` overall, and broke the lag bounds on some cold starts (the durations a
-watcher records are midpoints of poll gaps, which the plan then fits):
-benchmarks/results/oracle.md.
+(``learned_ages``). ``censored_masses`` estimates that sample's masses from what a watcher
+knows of each finished job, the interval it ended in (Turnbull's estimate), and the pending
+ages. ``PollSchedule(optimise=True)``, the default, polls at the planned ages once 256
+durations are known: benchmarks/results/oracle.md.
 """
 
 from __future__ import annotations
@@ -25,7 +24,15 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
-__all__ = ["Grid", "evaluate", "learned_ages", "optimise", "smooth_cdf"]
+__all__ = [
+    "Grid",
+    "censored_masses",
+    "evaluate",
+    "learned_ages",
+    "optimise",
+    "smooth_cdf",
+    "stretch",
+]
 
 _LOG_5 = math.log(1.05)
 _LOG_15 = math.log(1.15)
@@ -118,6 +125,9 @@ def smooth_cdf(
 
 
 _SQRT2 = math.sqrt(2.0)
+#: the quantiles of the sample the lower tail's lognormal is fitted to
+_FIT_LO = 0.01
+_FIT_HI = 0.25
 #: the share of the mass spread by the wide kernel, and its width (log-age)
 _WIDE_SHARE = 0.1
 _WIDE = 0.15
@@ -157,12 +167,12 @@ def _fit_lower_tail(
     for x, m in pairs:
         p = (acc + m / 2) / total
         acc += m
-        if p >= 0.01 and p <= 0.25:
+        if p >= _FIT_LO and p <= _FIT_HI:
             zs.append(_probit(p))
             ys.append(x)
         if p <= tail:
             cut = x
-        elif p > 0.25:
+        elif p > _FIT_HI:
             break
     if len(zs) < 8:
         return
@@ -346,14 +356,18 @@ def evaluate(ages: Sequence[float], grid: Grid) -> tuple[float, float, float]:
 #: realised late shares scatter around the planned ones (the 1st percentile of a few
 #: hundred durations rests on a few of them).
 LATE5_MARGIN = 0.02
-LATE15_MARGIN = 0.004
+LATE15_MARGIN = 0.0035
 #: the survival past the known durations above which no plan is made (its tail unknown);
 #: below it, the plan ends at the longest duration and the quantile rules take over
 _MAX_REST = 0.02
 
 
 def learned_ages(
-    durations: Sequence[float], masses: Sequence[float], rest: float
+    durations: Sequence[float],
+    masses: Sequence[float],
+    rest: float,
+    *,
+    late5_margin: float = LATE5_MARGIN,
 ) -> list[float] | None:
     """Return the poll ages planned for sorted ``durations`` of Kaplan-Meier ``masses``.
 
@@ -363,4 +377,123 @@ def learned_ages(
     if rest > _MAX_REST or len(masses) < 2:
         return None
     grid = smooth_cdf(durations[: len(masses)], masses, rest=rest)
-    return optimise(grid, late5=0.5 - LATE5_MARGIN, late15=0.01 - LATE15_MARGIN)
+    late5, late15 = 0.5 - late5_margin, 0.01 - LATE15_MARGIN
+    return stretch(optimise(grid, late5=late5, late15=late15), grid, late5=late5, late15=late15)
+
+
+def stretch(
+    ages: list[float], grid: Grid, *, late5: float, late15: float, most: float = 1.25
+) -> list[float]:
+    """Return ``ages`` scaled by the largest factor (up to ``most``) within both bounds.
+
+    The Lagrangian optimum is a vertex of the trade-off's convex hull: it may leave part
+    of a late share unspent (on a sample of a few hundred durations, up to one poll in
+    seven at sigma 0.35). Moving every poll later by one factor spends it continuously.
+    """
+
+    def within(c: float) -> bool:
+        _, l5, l15 = evaluate([t * c for t in ages], grid)
+        return l5 <= late5 and l15 <= late15
+
+    lo, hi = 1.0, most
+    if within(hi):
+        lo = hi
+    else:
+        for _ in range(20):
+            mid = (lo + hi) / 2
+            if within(mid):
+                lo = mid
+            else:
+                hi = mid
+    return [t * lo for t in ages]
+
+
+#: the EM's cells, in log-age (1% of the age), and how far below the first poll a job done
+#: at it is first assumed to lie (its share of the cells down to the age / 1.3)
+_EM_STEP = 0.01
+_EM_LEFT = math.log(1.3)
+
+
+def censored_masses(
+    lows: Sequence[float],
+    highs: Sequence[float],
+    *,
+    weight: float = 1.0,
+    pending: Sequence[tuple[float, float]] = (),
+    iterations: int = 150,
+) -> tuple[list[float], list[float], float]:
+    """Return the durations' distribution estimated from the intervals they lie in.
+
+    Duration ``i`` is known to lie in ``(lows[i], highs[i]]`` (``lows[i] == highs[i]``:
+    exactly; ``lows[i] == 0``: done at its first poll), and stands for ``weight`` jobs;
+    ``pending`` holds ``(age, count)``: jobs still running at ``age`` (they run longer).
+    The estimate is Turnbull's nonparametric maximum likelihood, found by the
+    self-consistency (EM) algorithm on cells of 1% of the age: each pass shares every
+    interval's weight among its cells in proportion to their current masses. A pass is
+    O(intervals + cells): prefix sums give each interval's mass, and a difference array
+    adds each interval's share to its cells.
+
+    Returns the cells' ages (their midpoints), their masses (summing to ``1 - rest``) and
+    ``rest``, the share of jobs longer than every interval's end.
+    """
+    edges = [h for h in highs if h > 0.0] + [lo for lo in lows if lo > 0.0]
+    if not edges:
+        return [], [], 1.0
+    x0 = math.log(min(edges)) - _EM_LEFT - _EM_STEP
+    top = math.log(max(edges))
+    # Cells 0..n-2 cover the known ages; cell n-1 is "longer than all of them".
+    n = int((top - x0) / _EM_STEP) + 3
+    last = n - 1
+
+    def cell(age: float) -> int:
+        return min(last - 1, max(0, int((math.log(age) - x0) / _EM_STEP)))
+
+    grouped: dict[tuple[int, int], float] = {}
+    left = int(_EM_LEFT / _EM_STEP)
+    for lo, hi in zip(lows, highs, strict=True):
+        if hi <= 0.0:
+            continue
+        b = cell(hi) + 1
+        a = b - 1 if lo >= hi else (cell(lo) if lo > 0.0 else 0)
+        key = (a, b)
+        grouped[key] = grouped.get(key, 0.0) + weight
+    for age, count in pending:
+        if count > 0 and age > 0.0:
+            key = (min(cell(age) + 1, last), n)
+            grouped[key] = grouped.get(key, 0.0) + count
+    obs = list(grouped.items())
+    total = sum(w for _, w in obs)
+    # The start: each interval's weight spread evenly over its cells (a first poll's
+    # over the cells down to 1/1.3 of it: no job is known to end far below it).
+    p = [0.0] * n
+    spread = [0.0] * (n + 1)
+    for (a, b), w in obs:
+        if a == 0 and b - 1 > left:
+            a = b - 1 - left
+        share = w / (total * (b - a))
+        spread[a] += share
+        spread[b] -= share
+    run = 0.0
+    for j in range(n):
+        run += spread[j]
+        p[j] = run
+    for _ in range(iterations):
+        prefix = [0.0] * (n + 1)
+        acc = 0.0
+        for j, v in enumerate(p):
+            acc += v
+            prefix[j + 1] = acc
+        diff = [0.0] * (n + 1)
+        for (a, b), w in obs:
+            mass = prefix[b] - prefix[a]
+            if mass > 0.0:
+                r = w / (total * mass)
+                diff[a] += r
+                diff[b] -= r
+        run = 0.0
+        for j in range(n):
+            run += diff[j]
+            p[j] *= run
+    rest = p[last]
+    ages = [math.exp(x0 + (j + 0.5) * _EM_STEP) for j in range(last)]
+    return ages, p[:last], rest

@@ -8,6 +8,7 @@ cold start works: docs/watcher.md.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import random
 from typing import Any, cast
@@ -16,7 +17,8 @@ import attrs
 import tenacity
 from tenacity.wait import wait_base
 
-from ._durations import DurationStats, PendingAges, survival_quantiles
+from ._durations import DurationStats, PendingAges, pending_intervals, survival_quantiles
+from ._planner import LATE5_MARGIN, censored_masses, learned_ages
 
 __all__ = [
     "DurationStats",
@@ -77,7 +79,9 @@ class PollSchedule:
     (counting the jobs still pending: see docs/watcher.md); then the learned
     schedule takes over, within ``min_interval`` and ``max_interval``. ``deadline`` is
     how long a job is watched before ``JobTimeoutError``. ``first_delay`` is the first
-    poll's delay on a cold start.
+    poll's delay on a cold start. With ``optimise`` (the default), once 256 durations are
+    known a job is polled at the ages that make the fewest polls within the lag bounds on
+    the learned distribution (``_planner``), and by the quantile rules past them.
     """
 
     first_delay: float = 1.0
@@ -111,6 +115,9 @@ class PollSchedule:
     jitter: float = 0.02
     #: the delay before polling again after a transient failure (doubles, up to 8x)
     error_backoff: float = 1.0
+    #: once enough durations are known, poll at the ages that make the fewest polls within
+    #: the lag bounds on the learned distribution (``_planner``); the rules above after them
+    optimise: bool = True
 
     def scaled(self, factor: float) -> PollSchedule:
         """Return this schedule for a clock running ``1/factor`` times faster (time-scaled)."""
@@ -148,19 +155,42 @@ _FOLLOW_RATIO = 3.0
 _LADDER = (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)
 
 
-class Plan:
-    """The quantiles one job's polls are placed by (shared by the jobs submitted together)."""
+#: how many durations the optimised plan (``_planner``) needs; fewer: the quantile rules
+_PLAN_SAMPLES = 256
+#: after a cold start, the plans made before this many durations are known keep this much
+#: more of the jobs within 5% of their duration (``_planner.LATE5_MARGIN``: 0.02)
+_COLD_COUNT = 2048
+_COLD_LATE5_MARGIN = 0.06
+#: a poll up to this share of its gap early (coalesced, jittered) counts as on time
+_EARLY = 0.25
 
-    __slots__ = ("dense_from", "dense_to", "first", "generation")
+
+class Plan:
+    """How one job's polls are placed (shared by the jobs submitted together): the ages of
+    an optimised schedule, then (or without one) ratios of the age by the quantiles."""
+
+    __slots__ = ("ages", "dense_from", "dense_to", "first", "generation", "marks")
 
     def __init__(
-        self, first: float, dense_from: float, dense_to: float, generation: int = 0
+        self,
+        first: float,
+        dense_from: float,
+        dense_to: float,
+        generation: int = 0,
+        ages: list[float] | None = None,
     ) -> None:
         self.first = first
         self.dense_from = dense_from
         self.dense_to = dense_to
         #: the sample's generation it was made from: after a shift its jobs stop following it
         self.generation = generation
+        #: the optimised poll ages (None: none), and from which age each one is the next
+        self.ages = ages
+        self.marks: list[float] | None = None
+        if ages:
+            self.marks = [ages[0] * (1.0 - _EARLY)] + [
+                b - _EARLY * (b - a) for a, b in itertools.pairwise(ages)
+            ]
 
     def __repr__(self) -> str:
         return f"Plan(first={self.first:.3g}, dense={self.dense_from:.3g}..{self.dense_to:.3g})"
@@ -206,6 +236,10 @@ class LearnedWait(wait_base):
         self._first = math.inf
         self._dense_from = math.inf
         self._dense_to = math.inf
+        #: the optimised poll ages, and when to optimise again (a count of durations)
+        self._ages: list[float] | None = None
+        self._ages_next = 0
+        self._ages_generation = stats.generation
 
     def ready(self) -> bool:
         """Tell whether enough durations are known to use the learned schedule."""
@@ -286,10 +320,46 @@ class LearnedWait(wait_base):
                 factor = _HALF_SURE_MARGIN
             else:
                 factor = _COLD_MARGIN
-            first = min(max(self._first * factor, s.min_first_delay), s.max_first_delay)
-            self._plan = Plan(first, self._dense_from, self._dense_to, stats.generation)
+            ages = self._optimised(weight) if s.optimise else None
+            first = ages[0] if ages else self._first * factor
+            first = min(max(first, s.min_first_delay), s.max_first_delay)
+            self._plan = Plan(first, self._dense_from, self._dense_to, stats.generation, ages)
         else:
             self._plan = None
+
+    def _optimised(self, weight: float) -> list[float] | None:
+        """Return the poll ages optimised for the learned distribution (None: not yet).
+
+        The distribution is estimated from the intervals the kept durations lie in and the
+        pending ages (``censored_masses``). The optimisation (tens of ms) runs again only
+        once the count of durations has doubled (at most every 16 windows) or the sample
+        restarted after a shift, never per poll.
+        """
+        stats = self.stats
+        if stats.generation != self._ages_generation:
+            self._ages = None
+            self._ages_next = 0
+            self._ages_generation = stats.generation
+        if len(stats) < _PLAN_SAMPLES or stats.count < self._ages_next:
+            return self._ages
+        lows, highs = stats.intervals()
+        cells, masses, rest = censored_masses(
+            lows, highs, weight=weight, pending=pending_intervals(self.pending)
+        )
+        kept = [(c, m) for c, m in zip(cells, masses, strict=True) if m > 1e-9]
+        # Jobs watched on a cold start were more often late (the dense part is known only
+        # once jobs have run that long): the first plans leave the lag median room for them.
+        cold = self._explorers and stats.count < _COLD_COUNT
+        margin = _COLD_LATE5_MARGIN if cold else LATE5_MARGIN
+        cells = [c for c, _ in kept]
+        ages = learned_ages(cells, [m for _, m in kept], rest, late5_margin=margin)
+        if ages is None:
+            # A batch's slow jobs are still running: try again after a few more finish.
+            self._ages_next = stats.count + max(len(stats) // 8, 1)
+            return self._ages
+        self._ages = ages
+        self._ages_next = stats.count + min(max(len(stats), stats.count), 16 * stats.window)
+        return ages
 
     def _scaled(self, weight: float, q: float) -> float:
         """Return the ``q`` quantile of the sample before the shift, scaled by how much the
@@ -374,6 +444,22 @@ class LearnedWait(wait_base):
     def learned(self, age: float, plan: Plan) -> float:
         """Return the learned wait after a poll at ``age`` (the watcher's hot path)."""
         s = self.schedule
+        marks = plan.marks
+        stats = self.stats
+        # On a suspected or detected shift the plan, fitted to the durations before it,
+        # gives way to the rules (they re-learn from the jobs they poll: docs/watcher.md).
+        if marks is not None and not stats.suspect and plan.generation == stats.generation:
+            k = bisect.bisect_right(marks, age)
+            if k < len(marks):
+                ages = cast(list[float], plan.ages)
+                target = ages[k]
+                if k and age < ages[k - 1]:
+                    # Polled early (its first poll's jitter, a coalesced wake-up): the
+                    # rest of its schedule comes as much earlier, so no gap between two
+                    # of its polls is longer than planned (a longer one would make the
+                    # jobs ending in it late). No jitter: the first poll's spreads them.
+                    target *= age / ages[k - 1]
+                return min(max(target - age, s.min_interval), s.max_interval)
         delay = age * (s.dense_ratio if plan.dense_from <= age <= plan.dense_to else s.sparse_ratio)
         if s.jitter:
             delay *= 1.0 - s.jitter * self.rng.random()

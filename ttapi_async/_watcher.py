@@ -20,7 +20,7 @@ from ._joberrors import closed_error, is_transient, refuses_every_job, timeout_e
 from ._jobhost import CallbackTasks, WatcherHost
 from ._kinds import FetchFunction, Kinds, ResultFactory
 from ._models import PENDING_STATUSES, JobStatus
-from ._nextpoll import bring_forward, estimate_duration, next_delay
+from ._nextpoll import bring_forward, ended_within, estimate_duration, next_delay
 from ._retry import retry_after_of
 from ._schedule import LearnedWait, PollSchedule, poll_state
 from ._types import NOT_GIVEN, NotGiven
@@ -361,7 +361,8 @@ class JobWatcher:
                 return
             if job.flags & LEARNABLE and not job.flags & FOLLOWER:
                 wait = job.kind.wait
-                wait.stats.add(estimate_duration(job, now), job.started)
+                low, high = ended_within(job, now)
+                wait.stats.add(estimate_duration(job, now), job.started, low, high)
                 if wait.onset_news():
                     self._bring_forward(wait, now)
             self._finish(job, result)
