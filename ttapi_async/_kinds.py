@@ -47,12 +47,16 @@ class JobKind:
 class Kinds:
     """The kinds a watcher knows, and one learned schedule per key (shared by its fetches)."""
 
-    __slots__ = ("_kinds", "host", "rng", "schedule", "waits")
+    __slots__ = ("_kinds", "host", "offload", "rng", "schedule", "waits")
 
-    def __init__(self, schedule: PollSchedule, rng: random.Random, host: JobHost) -> None:
+    def __init__(
+        self, schedule: PollSchedule, rng: random.Random, host: JobHost, *, offload: bool = False
+    ) -> None:
         self.schedule = schedule
         self.rng = rng
         self.host = host
+        #: make the learned schedules' plans in a thread (see ``LearnedWait``)
+        self.offload = offload
         self._kinds: dict[tuple[str, Any], JobKind] = {}
         self.waits: dict[str, LearnedWait] = {}
 
@@ -67,7 +71,7 @@ class Kinds:
         wait = self.waits.get(key)
         if wait is None:
             stats = DurationStats(self.schedule.window, self.rng)
-            wait = LearnedWait(self.schedule, stats, self.rng)
+            wait = LearnedWait(self.schedule, stats, self.rng, offload=self.offload)
             self.waits[key] = wait
         return wait
 

@@ -7,6 +7,7 @@ cold start works: docs/watcher.md.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 import math
@@ -196,6 +197,20 @@ class Plan:
         return f"Plan(first={self.first:.3g}, dense={self.dense_from:.3g}..{self.dense_to:.3g})"
 
 
+def plan_ages(
+    lows: list[float],
+    highs: list[float],
+    weight: float,
+    pending: list[tuple[float, float]],
+    late5_margin: float,
+) -> list[float] | None:
+    """Return the poll ages planned for durations known to lie in ``(lows, highs]`` and the
+    ``pending`` ages (None: not yet). Pure: it may run in a thread."""
+    cells, masses, rest = censored_masses(lows, highs, weight=weight, pending=pending)
+    kept = [(c, m) for c, m in zip(cells, masses, strict=True) if m > 1e-9]
+    return learned_ages([c for c, _ in kept], [m for _, m in kept], rest, late5_margin=late5_margin)
+
+
 def _known(new: float, old: float) -> float:
     return new if new < math.inf else old
 
@@ -215,6 +230,8 @@ class LearnedWait(wait_base):
         schedule: PollSchedule,
         stats: DurationStats,
         rng: random.Random | None = None,
+        *,
+        offload: bool = False,
     ) -> None:
         self.schedule = schedule
         self.stats = stats
@@ -236,6 +253,10 @@ class LearnedWait(wait_base):
         self._first = math.inf
         self._dense_from = math.inf
         self._dense_to = math.inf
+        #: make plans in a thread (real time), or inline (an injected clock: a simulation)
+        self.offload = offload
+        #: a plan being made in a thread
+        self._planning: asyncio.Future[list[float] | None] | None = None
         #: the optimised poll ages, and when to optimise again (a count of durations)
         self._ages: list[float] | None = None
         self._ages_next = 0
@@ -331,35 +352,53 @@ class LearnedWait(wait_base):
         """Return the poll ages optimised for the learned distribution (None: not yet).
 
         The distribution is estimated from the intervals the kept durations lie in and the
-        pending ages (``censored_masses``). The optimisation (tens of ms) runs again only
-        once the count of durations has doubled (at most every 16 windows) or the sample
-        restarted after a shift, never per poll.
+        pending ages (``censored_masses``). The optimisation runs again only once the count
+        of durations has doubled (at most every 16 windows) or the sample restarted after a
+        shift, never per poll. It costs 0.1-0.2 s of CPU: on real time (``offload``) it runs
+        in a thread and the jobs keep the plan they have until it is done, so the event loop
+        never stalls for it; on an injected clock (a simulation) it runs here, so that the
+        same inputs always give the same polls.
         """
         stats = self.stats
         if stats.generation != self._ages_generation:
             self._ages = None
             self._ages_next = 0
             self._ages_generation = stats.generation
+            self._planning = None  # a plan of the sample before the shift is of no use
+        planning = self._planning
+        if planning is not None:
+            if planning.done():
+                self._planning = None
+                self._take(planning.result())
+            return self._ages
         if len(stats) < _PLAN_SAMPLES or stats.count < self._ages_next:
             return self._ages
-        lows, highs = stats.intervals()
-        cells, masses, rest = censored_masses(
-            lows, highs, weight=weight, pending=pending_intervals(self.pending)
-        )
-        kept = [(c, m) for c, m in zip(cells, masses, strict=True) if m > 1e-9]
+        lows, highs = stats.intervals()  # copies: the thread never sees them change
         # Jobs watched on a cold start were more often late (the dense part is known only
         # once jobs have run that long): the first plans leave the lag median room for them.
         cold = self._explorers and stats.count < _COLD_COUNT
         margin = _COLD_LATE5_MARGIN if cold else LATE5_MARGIN
-        cells = [c for c, _ in kept]
-        ages = learned_ages(cells, [m for _, m in kept], rest, late5_margin=margin)
+        inputs = (lows, highs, weight, pending_intervals(self.pending), margin)
+        if self.offload:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # no loop to keep responsive (a plain tenacity wait): plan here
+            else:
+                self._planning = loop.run_in_executor(None, plan_ages, *inputs)
+                return self._ages
+        self._take(plan_ages(*inputs))
+        return self._ages
+
+    def _take(self, ages: list[float] | None) -> None:
+        """Adopt a plan just made, and set when to make the next one."""
+        stats = self.stats
         if ages is None:
             # A batch's slow jobs are still running: try again after a few more finish.
             self._ages_next = stats.count + max(len(stats) // 8, 1)
-            return self._ages
+            return
         self._ages = ages
         self._ages_next = stats.count + min(max(len(stats), stats.count), 16 * stats.window)
-        return ages
 
     def _scaled(self, weight: float, q: float) -> float:
         """Return the ``q`` quantile of the sample before the shift, scaled by how much the

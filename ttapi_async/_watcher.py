@@ -79,7 +79,11 @@ class JobWatcher:
         )
         self._callbacks = CallbackTasks()
         host = WatcherHost(self._dispatcher, self._finish, self._callbacks)
-        self._kinds = Kinds(schedule or PollSchedule(), rng or random.Random(), host)
+        # On real time a plan is made in a thread; on an injected clock (a simulation, a
+        # test) inline, so that a run is reproducible.
+        self._kinds = Kinds(
+            schedule or PollSchedule(), rng or random.Random(), host, offload=clock is None
+        )
         #: the learned schedule of each key (the same objects as in the kinds)
         self._waits = self._kinds.waits
         self._closed = False
