@@ -45,7 +45,7 @@ local function limit_of(product, initial)
   return h
 end
 -- how far from a ceiling another level is another ceiling (Aimd's _moved)
-local function moved(ceiling) return math.max(1, 0.02 * ceiling) end
+local function moved(ceiling) return math.max(1, 0.05 * ceiling) end
 local function current(h, cap, minimum)
   local limit = tonumber(redis.call('HGET', h, 'limit'))
   return math.max(minimum, math.min(cap, math.floor(limit)))
@@ -210,10 +210,12 @@ if tonumber(redis.call('HGET', h, 'epoch')) == epoch then
   local level = math.floor(base)
   if ceiling > 0 and math.abs(level - ceiling) <= moved(ceiling) then
     probes = math.min(probes + 1, 16)
+    ceiling = 0.75 * ceiling + 0.25 * level
   else
     probes = 0
+    ceiling = level
   end
-  redis.call('HSET', h, 'slow', 0, 'credit', 0, 'ceiling', level, 'probes', probes,
+  redis.call('HSET', h, 'slow', 0, 'credit', 0, 'ceiling', tostring(ceiling), 'probes', probes,
     'limit', tostring(math.max(minimum, base * decrease)))
 end
 if redis.call('HGET', k('lease-owner', product), member) == me then drop(product, member) end
@@ -258,7 +260,7 @@ if product ~= '' then
       grown = limit + 1
     else
       local need = grow_every
-      if ceiling > 0 and math.floor(limit) == ceiling then
+      if ceiling > 0 and math.floor(limit) >= ceiling - moved(ceiling) then
         local probes = tonumber(redis.call('HGET', h, 'probes') or '0')
         need = need * math.min(MAX_BACKOFF, 2 ^ (probes + 1))
       end
