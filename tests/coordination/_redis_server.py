@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import selectors
 import shutil
 import signal
@@ -47,7 +48,22 @@ def _drain(stream: IO[bytes]) -> None:
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now.
+
+    ``TTAPI_TEST_PORTS=LOW-HIGH`` draws it from that range instead of the kernel's ephemeral
+    ports: CI runs two suites at once, and a port one of them found free (and closed, for
+    the process that binds it next) could be handed to the other in between.
+    """
+    span = os.environ.get("TTAPI_TEST_PORTS")
+    if span:
+        low, high = (int(part) for part in span.split("-"))
+        for port in random.sample(range(low, high), min(200, high - low)):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
