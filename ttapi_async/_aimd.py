@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["MAX_BACKOFF", "Aimd"]
+__all__ = ["BAND", "MAX_BACKOFF", "Aimd"]
 
 #: the longest wait for a probe above a known ceiling, in multiples of ``grow_every``
 MAX_BACKOFF = 64
+#: how far from a ceiling, as a share of it, a level is still that ceiling (see ``_moved``)
+BAND = 0.05
 
 
 def _moved(ceiling: float) -> float:
@@ -34,7 +36,7 @@ def _moved(ceiling: float) -> float:
     5%: the level a 499 is seen at counts the jobs whose end the client has not seen yet,
     and polls see an end about 5% of a job's duration late, so that count wanders by about
     that much (191-222 at a limit of 200 in the distributed batch benchmark)."""
-    return max(1.0, 0.05 * ceiling)
+    return max(1.0, BAND * ceiling)
 
 
 class Aimd:

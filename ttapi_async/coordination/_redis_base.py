@@ -168,32 +168,11 @@ class RedisBase:
         self._keys = Keys(self.namespace, account_id(api_key))
         self._secret = webhook_secret(api_key)
         self._listener = listener
-        # A blocking pool: a burst of calls beyond max_connections waits (up to pool_timeout)
-        # for a connection; redis-py's default pool would raise, and that reads as an outage.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self._url,
-            max_connections=self._max_connections,
-            timeout=self._pool_timeout,
-            decode_responses=True,
-            socket_timeout=self._socket_timeout,
-            socket_connect_timeout=self._socket_timeout,
-            retry=Retry(NoBackoff(), 1),
-        )
-        self._client = aioredis.Redis.from_pool(pool)
+        self._client = self._pooled(self._max_connections)
         # The beat has a connection of its own: queued behind a burst of job traffic in the
         # pool above, a busy worker's beat came late and the others declared it dead (two
         # of four workers in one benchmark run), which fences it and takes its leases.
-        self._beat_client = aioredis.Redis.from_pool(
-            aioredis.BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=1,
-                timeout=self._pool_timeout,
-                decode_responses=True,
-                socket_timeout=self._socket_timeout,
-                socket_connect_timeout=self._socket_timeout,
-                retry=Retry(NoBackoff(), 1),
-            )
-        )
+        self._beat_client = self._pooled(1)
         # Its own client without retries: redis-py would otherwise reconnect and resubscribe
         # silently, and the pushes lost meanwhile would never be looked for.
         self._push_client = aioredis.Redis.from_url(
@@ -324,24 +303,35 @@ class RedisBase:
     def _channels(self) -> set[str]:
         return {self.keys("wake", self._worker)}
 
-    async def _run(self, name: str, *args: object) -> Any:
-        """Run one script; on an outage switch to the fallback and re-raise."""
+    def _pooled(self, connections: int) -> aioredis.Redis:
+        # A blocking pool: a burst of calls beyond its size waits (up to pool_timeout) for
+        # a connection; redis-py's default pool would raise, and that reads as an outage.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._url,
+            max_connections=connections,
+            timeout=self._pool_timeout,
+            decode_responses=True,
+            socket_timeout=self._socket_timeout,
+            socket_connect_timeout=self._socket_timeout,
+            retry=Retry(NoBackoff(), 1),
+        )
+        return aioredis.Redis.from_pool(pool)
+
+    async def _run(self, name: str, *args: object, on: aioredis.Redis | None = None) -> Any:
+        """Run one script (on the pooled client, or ``on``); on an outage switch to the
+        fallback and re-raise."""
         try:
-            return await _S[name](self._redis(), self.keys.clock, (self.keys.prefix, *args))
+            client = self._redis() if on is None else on
+            return await _S[name](client, self.keys.clock, (self.keys.prefix, *args))
         except DOWN as exc:
             self._down(exc)
             raise
 
     async def _beat(self, name: str, *args: object) -> Any:
         """Run a script of the beat (HEARTBEAT, SWEEP) on its own connection."""
-        client = self._beat_client
-        if client is None:
+        if self._beat_client is None:
             raise RuntimeError("open() the coordinator first")
-        try:
-            return await _S[name](client, self.keys.clock, (self.keys.prefix, *args))
-        except DOWN as exc:
-            self._down(exc)
-            raise
+        return await self._run(name, *args, on=self._beat_client)
 
     async def _beat_loop(self) -> None:
         # Real time, not the injected ``sleep``: that one is for the waits callers asked for.

@@ -8,7 +8,7 @@ the prefix's hash tag, so they all live in one cluster slot.
 
 from __future__ import annotations
 
-from .._aimd import MAX_BACKOFF
+from .._aimd import BAND, MAX_BACKOFF
 
 __all__ = [
     "ACQUIRE",
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 _HEADER = (
-    f"local MAX_BACKOFF = {MAX_BACKOFF}\n"
+    f"local MAX_BACKOFF, BAND = {MAX_BACKOFF}, {BAND}\n"
     + """
 local P = ARGV[1]
 local function k(...) return P .. table.concat({...}, ':') end
@@ -45,7 +45,7 @@ local function limit_of(product, initial)
   return h
 end
 -- how far from a ceiling another level is another ceiling (Aimd's _moved)
-local function moved(ceiling) return math.max(1, 0.05 * ceiling) end
+local function moved(ceiling) return math.max(1, BAND * ceiling) end
 local function current(h, cap, minimum)
   local limit = tonumber(redis.call('HGET', h, 'limit'))
   return math.max(minimum, math.min(cap, math.floor(limit)))
@@ -80,6 +80,13 @@ local function tell_owner(job, me, message)
     if type(message) == 'function' then message = message() end
     redis.call('PUBLISH', k('wake', owner), message)
   end
+end
+-- Take the one confirming-fetch claim of a job (SET NX PX) and tell its owner, so that a
+-- callback reaching the owner too makes no second fetch; false when another holds it.
+local function take_claim(job, me, ttl_ms)
+  if not redis.call('SET', k('confirm', job), me, 'NX', 'PX', ttl_ms) then return false end
+  tell_owner(job, me, 'claim\\n' .. job)
+  return true
 end
 -- A waiter leaves the queue: its entry goes; the list keeps it until a grant pops it.
 local function unqueue(product, worker, token)
@@ -324,11 +331,8 @@ return reply(1)
 CLAIM = (
     _HEADER
     + """
-local me, job = ARGV[2], ARGV[3]
-if not redis.call('SET', k('confirm', job), me, 'NX', 'PX', tonumber(ARGV[4])) then return 0 end
--- tell the owner, so that a callback reaching it too makes no second fetch
-tell_owner(job, me, 'claim\\n' .. job)
-return 1
+if take_claim(ARGV[3], ARGV[2], tonumber(ARGV[4])) then return 1 end
+return 0
 """
 )
 
@@ -344,13 +348,8 @@ if #flat == 0 then return {} end
 local reply = {0}
 for i = 1, #flat do reply[i + 1] = flat[i] end
 -- a settled job needs no confirming fetch: its owner was told when it settled
-if redis.call('HEXISTS', rec, 'settled_ms') == 1 then return reply end
-if not redis.call('SET', k('confirm', job), me, 'NX', 'PX', tonumber(ARGV[4])) then
-  return reply
-end
-reply[1] = 1
--- tell the owner, so that a callback reaching it too makes no second fetch
-tell_owner(job, me, 'claim\\n' .. job)
+local settled = redis.call('HEXISTS', rec, 'settled_ms') == 1
+if not settled and take_claim(job, me, tonumber(ARGV[4])) then reply[1] = 1 end
 return reply
 """
 )
