@@ -47,6 +47,16 @@ async def test_on_real_time_the_plan_is_made_in_a_thread(monkeypatch: pytest.Mon
     assert plan is not None and plan.ages
 
 
+async def test_after_the_default_executor_is_shut_down_the_plan_is_made_inline() -> None:
+    """A loop whose default executor was shut down refuses new work: plan here instead."""
+    await asyncio.get_running_loop().shutdown_default_executor()
+    wait = _learned(offload=True)
+    wait.estimate()
+    plan = wait.plan()
+    assert plan is not None and plan.ages
+    assert wait._planning is None
+
+
 def test_on_an_injected_clock_the_plan_is_made_inline() -> None:
     wait = _learned(offload=False)
     wait.estimate()

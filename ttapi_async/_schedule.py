@@ -385,8 +385,14 @@ class LearnedWait(wait_base):
             except RuntimeError:
                 pass  # no loop to keep responsive (a plain tenacity wait): plan here
             else:
-                self._planning = loop.run_in_executor(None, plan_ages, *inputs)
-                return self._ages
+                try:
+                    self._planning = loop.run_in_executor(None, plan_ages, *inputs)
+                except RuntimeError:
+                    # The loop's default executor was shut down (an application closing):
+                    # a plan made here costs one stall; raising would fail the poll.
+                    pass
+                else:
+                    return self._ages
         self._take(plan_ages(*inputs))
         return self._ages
 
