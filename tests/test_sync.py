@@ -173,6 +173,17 @@ def test_blocking_call_from_the_clients_own_loop_is_refused(client: TTAPI) -> No
 
 def test_ctrl_c_cancels_the_request(server: Portal) -> None:
     """Ctrl-C during a blocking call cancels its task: the request's connection is dropped."""
+    # Python raises KeyboardInterrupt on SIGINT only if it found SIGINT at its default on
+    # start-up: a test run started in the background by a non-interactive shell inherits it
+    # ignored, and the interrupt below would do nothing until the client's timeout.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_cancels_the_request(server)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_cancels_the_request(server: Portal) -> None:
     arrived = threading.Event()
     dropped = threading.Event()
 
