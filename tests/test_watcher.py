@@ -724,12 +724,12 @@ async def test_no_followers_once_a_finish_is_known(
 #: K: finished jobs of the new regime after which the schedule has re-learned a doubling of
 #: every duration (its first-poll and dense_from quantiles within 10% of the new ones): 41 in
 #: this run with the quantile rules alone; never within these 1,000 jobs before the sample
-#: was scaled after a shift. With the optimised plan (the default) 51: the restart comes at
-#: the same finish (26-27), the scaled dense_from 7 finishes later (its jobs before the shift
-#: polled at the plan's shared ages, not the rules' jittered ones). This seed is a lucky one
-#: for both: over 8 more seeds the rules re-learned within the 1,000 new jobs in 1, the plan
-#: in 2 (benchmarks/results/oracle.md, with the benchmark's drift runs).
-RELEARN_WITHIN = {False: 48, True: 56}
+#: was scaled after a shift. With the optimised plan (the default) 9: the slow-down is found
+#: from the whole cohort submitted since (finished and pending, ``_rescale``) before any of
+#: its jobs has finished, and the old plan scaled by the fitted factor serves until the new
+#: sample can be planned on. Over 10 seeds of this test (3 to 31): K 1-43, median 12, lag p99
+#: 14.3-14.9% (the rules alone: K within the 1,000 new jobs in 1 of 8 seeds).
+RELEARN_WITHIN = {False: 48, True: 16}
 
 
 @pytest.mark.parametrize("optimise", [False, True], ids=["rules", "optimised"])

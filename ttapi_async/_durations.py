@@ -9,6 +9,7 @@ from __future__ import annotations
 import array
 import math
 import random
+from collections import deque
 
 __all__ = ["DurationStats", "PendingAges", "pending_intervals", "survival_quantiles"]
 
@@ -17,6 +18,8 @@ __all__ = ["DurationStats", "PendingAges", "pending_intervals", "survival_quanti
 _RECENT = 32
 #: the quantile of the sample above which their median makes a shift suspected
 _SUSPECT = 0.7
+#: how many of the latest finishes are kept in order (``DurationStats.latest``)
+_LATEST = 2048
 
 
 class DurationStats:
@@ -43,6 +46,8 @@ class DurationStats:
         "_values",
         "before",
         "generation",
+        "latest",
+        "now",
         "shifted_from",
         "suspect",
         "window",
@@ -72,6 +77,12 @@ class DurationStats:
         self.shifted_from = -math.inf
         #: whether the last recent durations lay high in the sample (a shift may be under way)
         self.suspect = False
+        #: the latest finishes of jobs whose submission is known, in the order they came:
+        #: ``(started, guess, low, high)`` (the reservoir keeps only a sample of them, and a
+        #: shift is judged on every job submitted since some time: ``_rescale``)
+        self.latest: deque[tuple[float, float, float, float]] = deque(maxlen=_LATEST)
+        #: when the latest of them was seen done (the watcher's clock)
+        self.now = -math.inf
 
     def __len__(self) -> int:
         return len(self._values)
@@ -94,6 +105,8 @@ class DurationStats:
         if low is None or high is None or not 0.0 <= low <= high:
             low = high = seconds
         if started == started:  # not nan
+            self.latest.append((started, seconds, low, high))
+            self.now = max(self.now, started + high)
             self._recent.append(seconds)
             self._recent_starts.append(started)
             self._recent_bounds.append((low, high))
@@ -139,15 +152,33 @@ class DurationStats:
         known = sorted(t for t in self._starts if t == t)
         if known and min(starts) <= known[len(known) // 2]:
             return
+        self._restart(max(starts), recent, starts, bounds)
+
+    def restart_since(self, since: float) -> None:
+        """Restart the sample from the latest finishes of jobs submitted at ``since`` or
+        later: the durations changed then (found by ``_rescale.fit_scale``)."""
+        kept = [f for f in self.latest if f[0] >= since]
+        self._recent, self._recent_starts, self._recent_bounds = [], [], []
+        self._restart(
+            since, [f[1] for f in kept], [f[0] for f in kept], [(f[2], f[3]) for f in kept]
+        )
+
+    def _restart(
+        self,
+        since: float,
+        values: list[float],
+        starts: list[float],
+        bounds: list[tuple[float, float]],
+    ) -> None:
         self.before = self.ordered()
-        self.shifted_from = max(starts)
-        self._values = array.array("d", recent)
+        self.shifted_from = since
+        self._values = array.array("d", values)
         self._starts = array.array("d", starts)
         self._lows = array.array("d", [lo for lo, _ in bounds])
         self._highs = array.array("d", [hi for _, hi in bounds])
-        self._count = len(recent)
+        self._count = len(values)
         self._sorted = []
-        self._dirty = len(recent)
+        self._dirty = len(values)
         self.generation += 1
 
     def stale(self) -> bool:

@@ -57,9 +57,13 @@ def next_delay(job: WatchEntry, now: float, state: tenacity.RetryCallState) -> f
     # the jobs that showed the shift. An older one keeps its plan (polled early at worst):
     # a stream's last finishers are its slow jobs and can look like a shift that is none,
     # and the later dense part learned from them would make the jobs still pending late.
+    # A plan scaled after a slow-down is refined as the new durations come in: its jobs
+    # follow the latest.
     plan = job.plan
-    if plan is None or (
-        plan.generation != wait.stats.generation and job.started >= wait.stats.shifted_from
+    if (
+        plan is None
+        or plan.scaled
+        or (plan.generation != wait.stats.generation and job.started >= wait.stats.shifted_from)
     ):
         plan = job.plan = wait.plan()
     learnable = job.flags & LEARNABLE

@@ -20,6 +20,7 @@ from tenacity.wait import wait_base
 
 from ._durations import DurationStats, PendingAges, pending_intervals, survival_quantiles
 from ._planner import LATE5_MARGIN, censored_masses, learned_ages
+from ._rescale import Rescaled, Shape, slowed_since
 
 __all__ = [
     "DurationStats",
@@ -162,6 +163,8 @@ _PLAN_SAMPLES = 256
 #: more of the jobs within 5% of their duration (``_planner.LATE5_MARGIN``: 0.02)
 _COLD_COUNT = 2048
 _COLD_LATE5_MARGIN = 0.06
+#: how often (in durations) the recent jobs are tested for a slow-down (``_rescale``)
+_DETECT_EVERY = 32
 #: a poll up to this share of its gap early (coalesced, jittered) counts as on time
 _EARLY = 0.25
 
@@ -170,7 +173,7 @@ class Plan:
     """How one job's polls are placed (shared by the jobs submitted together): the ages of
     an optimised schedule, then (or without one) ratios of the age by the quantiles."""
 
-    __slots__ = ("ages", "dense_from", "dense_to", "first", "generation", "marks")
+    __slots__ = ("ages", "dense_from", "dense_to", "first", "generation", "marks", "scaled")
 
     def __init__(
         self,
@@ -179,6 +182,8 @@ class Plan:
         dense_to: float,
         generation: int = 0,
         ages: list[float] | None = None,
+        *,
+        scaled: bool = False,
     ) -> None:
         self.first = first
         self.dense_from = dense_from
@@ -187,6 +192,9 @@ class Plan:
         self.generation = generation
         #: the optimised poll ages (None: none), and from which age each one is the next
         self.ages = ages
+        #: the plan from before a slow-down, scaled by it (``_rescale``): followed even while
+        #: the new sample, fast jobs first, makes a shift look suspected
+        self.scaled = scaled
         self.marks: list[float] | None = None
         if ages:
             self.marks = [ages[0] * (1.0 - _EARLY)] + [
@@ -203,12 +211,16 @@ def plan_ages(
     weight: float,
     pending: list[tuple[float, float]],
     late5_margin: float,
-) -> list[float] | None:
+) -> tuple[list[float] | None, Shape | None]:
     """Return the poll ages planned for durations known to lie in ``(lows, highs]`` and the
-    ``pending`` ages (None: not yet). Pure: it may run in a thread."""
+    ``pending`` ages (None: not yet), and the distribution they were planned on (the shape a
+    slow-down is measured against: ``_rescale``). Pure: it may run in a thread."""
     cells, masses, rest = censored_masses(lows, highs, weight=weight, pending=pending)
     kept = [(c, m) for c, m in zip(cells, masses, strict=True) if m > 1e-9]
-    return learned_ages([c for c, _ in kept], [m for _, m in kept], rest, late5_margin=late5_margin)
+    ages = learned_ages([c for c, _ in kept], [m for _, m in kept], rest, late5_margin=late5_margin)
+    if ages is None or not kept:
+        return None, None
+    return ages, Shape([c for c, _ in kept], [m for _, m in kept], rest)
 
 
 def _known(new: float, old: float) -> float:
@@ -256,11 +268,17 @@ class LearnedWait(wait_base):
         #: make plans in a thread (real time), or inline (an injected clock: a simulation)
         self.offload = offload
         #: a plan being made in a thread
-        self._planning: asyncio.Future[list[float] | None] | None = None
+        self._planning: asyncio.Future[tuple[list[float] | None, Shape | None]] | None = None
         #: the optimised poll ages, and when to optimise again (a count of durations)
         self._ages: list[float] | None = None
+        #: the distribution they were planned on
+        self._shape: Shape | None = None
         self._ages_next = 0
         self._ages_generation = stats.generation
+        #: the schedule from before a slow-down, scaled (None: none under way), and when to
+        #: test for one next (a count of durations)
+        self._rescaled: Rescaled | None = None
+        self._detect_at = 0
 
     def ready(self) -> bool:
         """Tell whether enough durations are known to use the learned schedule."""
@@ -281,6 +299,9 @@ class LearnedWait(wait_base):
         """Compute the quantiles again from the finished and the pending jobs."""
         s = self.schedule
         stats = self.stats
+        self._detect()
+        if stats.generation != self._generation:
+            self._rescale_from_here()
         ordered = stats.ordered()
         self.pending.moves = 0
         self._next_count = stats.count + max(len(stats) // 16, 1)
@@ -342,11 +363,81 @@ class LearnedWait(wait_base):
             else:
                 factor = _COLD_MARGIN
             ages = self._optimised(weight) if s.optimise else None
+            scaled = self._rescaling(ages)
+            if scaled:
+                ages = self._scale_estimates()
+                factor = s.first_factor
             first = ages[0] if ages else self._first * factor
             first = min(max(first, s.min_first_delay), s.max_first_delay)
-            self._plan = Plan(first, self._dense_from, self._dense_to, stats.generation, ages)
+            self._plan = Plan(
+                first, self._dense_from, self._dense_to, stats.generation, ages, scaled=scaled
+            )
         else:
             self._plan = None
+
+    def _detect(self) -> None:
+        """Every 32 durations, once the schedule is learned, test whether the jobs
+        submitted lately are slower than the sample says; if so, restart it from them."""
+        stats = self.stats
+        if stats.count < self._detect_at:
+            return
+        self._detect_at = stats.count + _DETECT_EVERY
+        rescaled = self._rescaled
+        if rescaled is not None and rescaled.generation == stats.generation:
+            return  # one under way: its own sample's restart rule still applies
+        # A cold start's sample is its fast jobs (the slow ones have not finished yet):
+        # against it every job would look slow.
+        # The shape is the distribution the current plan was made on, not the sample: a
+        # stream's first finishers after a restore are its fast jobs, and against a sample
+        # they fill every job would look slow.
+        shape = self._shape
+        if shape is None or self._ages is None or self._ages_generation != stats.generation:
+            return
+        if self._explorers and stats.count < _COLD_COUNT:
+            return
+        latest = stats.latest
+        full = len(latest) == latest.maxlen
+        since = slowed_since(shape, latest, stats.now, pending_intervals(self.pending), full)
+        if since is not None:
+            stats.restart_since(since)
+
+    def _rescale_from_here(self) -> None:
+        """The sample restarted: keep the schedule it had, to scale (``_rescale``)."""
+        stats = self.stats
+        self._rescaled = None
+        shape = self._shape
+        if shape is None or self._ages_generation != stats.generation - 1:
+            return  # no plan to scale (the quantile rules alone): see estimate()
+        if math.inf in (self._first, self._dense_from):
+            return
+        quantiles = (self._first, self._dense_from, self._dense_to)
+        self._rescaled = Rescaled(
+            stats.generation, stats.shifted_from, shape, quantiles, self._ages
+        )
+
+    def _rescaling(self, ages: list[float] | None) -> bool:
+        """Tell whether the old schedule, scaled, serves (the new sample cannot yet)."""
+        rescaled = self._rescaled
+        if rescaled is None or rescaled.generation != self.stats.generation:
+            return False
+        done = ages is not None if self.schedule.optimise else len(self.stats) >= _PLAN_SAMPLES
+        if done:
+            self._rescaled = None
+            return False
+        stats = self.stats
+        latest = stats.latest
+        full = len(latest) == latest.maxlen
+        rescaled.refit(latest, stats.now, pending_intervals(self.pending), full)
+        return rescaled.scale is not None
+
+    def _scale_estimates(self) -> list[float] | None:
+        """Set the quantiles to the old ones times the scale; return the scaled ages."""
+        rescaled = cast(Rescaled, self._rescaled)
+        scale = cast(float, rescaled.scale)
+        self._first = rescaled.first * scale
+        self._dense_from = rescaled.dense_from * scale
+        self._dense_to = rescaled.dense_to * scale
+        return rescaled.scaled_ages()
 
     def _optimised(self, weight: float) -> list[float] | None:
         """Return the poll ages optimised for the learned distribution (None: not yet).
@@ -362,6 +453,7 @@ class LearnedWait(wait_base):
         stats = self.stats
         if stats.generation != self._ages_generation:
             self._ages = None
+            self._shape = None
             self._ages_next = 0
             self._ages_generation = stats.generation
             self._planning = None  # a plan of the sample before the shift is of no use
@@ -396,14 +488,16 @@ class LearnedWait(wait_base):
         self._take(plan_ages(*inputs))
         return self._ages
 
-    def _take(self, ages: list[float] | None) -> None:
+    def _take(self, planned: tuple[list[float] | None, Shape | None]) -> None:
         """Adopt a plan just made, and set when to make the next one."""
         stats = self.stats
+        ages, shape = planned
         if ages is None:
             # A batch's slow jobs are still running: try again after a few more finish.
             self._ages_next = stats.count + max(len(stats) // 8, 1)
             return
         self._ages = ages
+        self._shape = shape
         self._ages_next = stats.count + min(max(len(stats), stats.count), 16 * stats.window)
 
     def _scaled(self, weight: float, q: float) -> float:
@@ -493,7 +587,11 @@ class LearnedWait(wait_base):
         stats = self.stats
         # On a suspected or detected shift the plan, fitted to the durations before it,
         # gives way to the rules (they re-learn from the jobs they poll: docs/watcher.md).
-        if marks is not None and not stats.suspect and plan.generation == stats.generation:
+        if (
+            marks is not None
+            and (plan.scaled or not stats.suspect)
+            and plan.generation == stats.generation
+        ):
             k = bisect.bisect_right(marks, age)
             if k < len(marks):
                 ages = cast(list[float], plan.ages)
