@@ -156,12 +156,20 @@ class DurationStats:
 
     def restart_since(self, since: float) -> None:
         """Restart the sample from the latest finishes of jobs submitted at ``since`` or
-        later: the durations changed then (found by ``_rescale.fit_scale``)."""
+        later: the durations changed then (found by ``_rescale.slowed_since``)."""
         kept = [f for f in self.latest if f[0] >= since]
         self._recent, self._recent_starts, self._recent_bounds = [], [], []
         self._restart(
             since, [f[1] for f in kept], [f[0] for f in kept], [(f[2], f[3]) for f in kept]
         )
+
+    def covered_since(self) -> float:
+        """Return since when every finish is among ``latest`` (-inf: none was dropped)."""
+        latest = self.latest
+        if len(latest) < _LATEST:
+            return -math.inf
+        started, _, _, high = latest[0]
+        return started + high  # a job submitted later cannot have finished before it
 
     def _restart(
         self,

@@ -4,12 +4,14 @@ When a service's queue backs up, every duration grows by about one factor. The n
 durations' own quantiles take hundreds of finishes to learn (the 68th percentile only once
 jobs have run that long), but one factor is known within a few dozen: the likelihood of
 what is known of the recent jobs (the interval each finished one ended in, the age each
-pending one has reached) under the old sample's distribution scaled by ``c``. The pending
+pending one has reached) under the old distribution (the one the plan was made on) scaled
+by ``c``. The pending
 ones count as much as the finished: right after a slow-down the finished are only the
 new regime's fastest jobs, which alone would say nothing changed.
 
-Pure functions on plain lists (``Shape``, ``fit_scale``), so the watcher calls them on a
-handful of durations at a time: see docs/watcher.md ("A shift in the durations").
+Pure functions and small classes on plain lists (``slowed_since`` finds a slow-down,
+``Rescaled`` keeps the old schedule and its fitted scale): see docs/watcher.md ("A shift in
+the durations").
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["Fit", "Likelihood", "Rescaled", "Shape", "fit_scale", "slowed_since"]
+__all__ = ["Fit", "Likelihood", "Rescaled", "Shape", "change_point", "slowed_since"]
 
 #: the shape's grid, in log-age (1%), and how far past the sample it extends
 _STEP = 0.01
@@ -75,11 +77,6 @@ class Shape:
         """Return the ``q`` quantile of the shape (its longest age if never reached)."""
         j = bisect.bisect_left(self.cdf, q)
         return math.exp(self.x0 + min(j, len(self.cdf) - 1) * _STEP)
-
-    def index(self, log_age: float) -> int:
-        """Return the grid cell of a log-age (clamped to the grid)."""
-        j = int((log_age - self.x0) / _STEP)
-        return 0 if j < 0 else min(j, len(self.cdf) - 1)
 
 
 class Fit:
@@ -190,14 +187,7 @@ class Likelihood:
         """
         if not self.size:
             return None
-
-        def scan(start: float, stop: float, by: float) -> list[tuple[float, float]]:
-            n = round((stop - start) / by)
-            return [(start + k * by, self(start + k * by)) for k in range(n + 1)]
-
-        coarse = scan(_LOW_SCALE, _HIGH_SCALE, _COARSE)
-        best = max(coarse, key=lambda tl: tl[1])[0]
-        fine = scan(best - _COARSE, best + _COARSE, _FINE)
+        coarse, fine = _scan(self)
         theta, top = max(fine, key=lambda tl: tl[1])
         # The lower end of the interval: the fine pass first, the coarse one past it.
         low = theta
@@ -211,18 +201,6 @@ class Likelihood:
                     break
                 low = t
         return Fit(theta, low, top - self(0.0))
-
-
-def fit_scale(
-    shape: Shape,
-    finished: Sequence[tuple[float, float]],
-    pending: Sequence[tuple[float, float]],
-    *,
-    sure: float = 0.5,
-) -> Fit | None:
-    """Return the scale that makes ``finished`` and ``pending`` likeliest under ``shape``
-    (``Likelihood`` says what they hold; None: nothing to fit)."""
-    return Likelihood(shape, finished, pending).fit(sure)
 
 
 #: the spans of submission times tested for a slow-down, as quantiles of the sample: the
@@ -295,8 +273,7 @@ def change_point(
 
 
 def _best_theta(likelihood: Likelihood, chosen: list[int], null: list[float]) -> float | None:
-    """Return the log-scale that best explains the observations ``chosen`` (a coarse then
-    fine scan of their summed terms; None: none chosen)."""
+    """Return the log-scale that best explains the observations ``chosen`` (None: none)."""
     if not chosen:
         return None
 
@@ -304,25 +281,27 @@ def _best_theta(likelihood: Likelihood, chosen: list[int], null: list[float]) ->
         terms = likelihood.terms(theta)
         return sum(terms[k] for k in chosen)
 
-    coarse = [
-        _LOW_SCALE + k * _COARSE for k in range(int((_HIGH_SCALE - _LOW_SCALE) / _COARSE) + 1)
-    ]
-    best = max(coarse, key=value)
-    fine = [best - _COARSE + k * _FINE for k in range(int(2 * _COARSE / _FINE) + 1)]
-    return max(fine, key=value)
+    _, fine = _scan(value)
+    return max(fine, key=lambda tl: tl[1])[0]
+
+
+def _scan(
+    value: Callable[[float], float],
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Return ``(theta, value(theta))`` over the log-scales tried: a coarse pass, then a fine
+    one around the coarse pass's best."""
+
+    def scan(start: float, stop: float, by: float) -> list[tuple[float, float]]:
+        n = round((stop - start) / by)
+        return [(start + k * by, value(start + k * by)) for k in range(n + 1)]
+
+    coarse = scan(_LOW_SCALE, _HIGH_SCALE, _COARSE)
+    best = max(coarse, key=lambda tl: tl[1])[0]
+    return coarse, scan(best - _COARSE, best + _COARSE, _FINE)
 
 
 def _younger(pending: Sequence[tuple[float, float]], span: float) -> list[tuple[float, float]]:
     return [(age, count) for age, count in pending if age < span]
-
-
-def covered_since(finishes: Sequence[Finish], full: bool) -> float:
-    """Return since when every finished job's finish is among ``finishes`` (the latest
-    ones, in the order they came; ``full``: older ones were dropped)."""
-    if not full or not finishes:
-        return -math.inf
-    started, _, _, high = finishes[0]
-    return started + high  # a job submitted later cannot have finished before it
 
 
 def slowed_since(
@@ -330,18 +309,18 @@ def slowed_since(
     latest: Iterable[Finish],
     now: float,
     pending: Sequence[tuple[float, float]],
-    full: bool = False,
+    covered: float = -math.inf,
 ) -> float | None:
     """Return since when the jobs submitted have been surely slower than ``shape`` says
     (None: they are not).
 
-    ``latest`` holds the latest finishes (``full``: older ones were dropped), ``pending``
-    the pending jobs' ages ``(age, count)``. Every job submitted in a span before ``now``
-    is either finished or pending, so together they are the whole cohort, not its fast part:
-    the test is not fooled by a slow-down's first finishers being its fastest jobs.
+    ``latest`` holds the latest finishes (every one since ``covered``: older ones may have
+    been dropped), ``pending`` the pending jobs' ages ``(age, count)``. Every job submitted
+    in a span before ``now`` is either finished or pending, so together they are the whole
+    cohort, not its fast part: a slow-down's first finishers, its fastest jobs, cannot hide
+    it.
     """
     finishes = list(latest)
-    covered = covered_since(finishes, full)
     best: tuple[float, float] | None = None
     for q in _SPANS:
         span = shape.quantile(q)
@@ -391,8 +370,9 @@ class Rescaled:
         #: the sample's generation this applies to, and since when its jobs were submitted
         self.generation = generation
         self.since = since
-        #: how early the change may have begun (where ``change_point`` searches from)
+        #: the distribution the old plan was made on
         self.shape = shape
+        #: how early the change may have begun (where ``change_point`` searches from)
         self.window = since - shape.quantile(0.5)
         #: the first-poll, dense-from and dense-to quantiles and the poll ages from before
         self.first, self.dense_from, self.dense_to = quantiles
@@ -407,7 +387,7 @@ class Rescaled:
         latest: Iterable[Finish],
         now: float,
         pending: Sequence[tuple[float, float]],
-        full: bool = False,
+        covered: float = -math.inf,
     ) -> None:
         """Fit the scale again on the jobs submitted since the change, if enough is new:
         an eighth more finishes (at least 2), or time worth 5% of the old median."""
@@ -421,7 +401,7 @@ class Rescaled:
         self._fitted = len(finished)
         self._fitted_at = now
         # Where the change began is known better as more jobs of each side are seen.
-        window = max(self.window, covered_since(finishes, full))
+        window = max(self.window, covered)
         self.since = change_point(self.shape, finishes, now, pending, window)
         finished = _since(finishes, self.since)
         if len(finished) < _MIN_FINISHED:

@@ -385,19 +385,17 @@ class LearnedWait(wait_base):
         rescaled = self._rescaled
         if rescaled is not None and rescaled.generation == stats.generation:
             return  # one under way: its own sample's restart rule still applies
-        # A cold start's sample is its fast jobs (the slow ones have not finished yet):
-        # against it every job would look slow.
         # The shape is the distribution the current plan was made on, not the sample: a
         # stream's first finishers after a restore are its fast jobs, and against a sample
         # they fill every job would look slow.
         shape = self._shape
         if shape is None or self._ages is None or self._ages_generation != stats.generation:
             return
+        # Nor after a cold start: its first plans are made before its slow jobs finished.
         if self._explorers and stats.count < _COLD_COUNT:
             return
-        latest = stats.latest
-        full = len(latest) == latest.maxlen
-        since = slowed_since(shape, latest, stats.now, pending_intervals(self.pending), full)
+        pending = pending_intervals(self.pending)
+        since = slowed_since(shape, stats.latest, stats.now, pending, stats.covered_since())
         if since is not None:
             stats.restart_since(since)
 
@@ -425,9 +423,8 @@ class LearnedWait(wait_base):
             self._rescaled = None
             return False
         stats = self.stats
-        latest = stats.latest
-        full = len(latest) == latest.maxlen
-        rescaled.refit(latest, stats.now, pending_intervals(self.pending), full)
+        pending = pending_intervals(self.pending)
+        rescaled.refit(stats.latest, stats.now, pending, stats.covered_since())
         return rescaled.scale is not None
 
     def _scale_estimates(self) -> list[float] | None:
